@@ -1,0 +1,155 @@
+//! Types shared by memmon's in-kernel programs, the helper and the app.
+//!
+//! The `#[repr(C)]` records here are written by the kernel and read by user space: they have no
+//! implicit padding, no `bool` and no pointers. The `std` feature adds the snapshot model that the
+//! helper, the CLI and the GUI exchange; it must never be needed by the eBPF crate.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(feature = "std")]
+pub mod snapshot;
+
+/// Per-CPU hash map: thread-group id → [`ProcCounters`] (summed over CPUs in user space).
+pub const MAP_PROC_COUNTERS: &str = "PROC_COUNTERS";
+/// Hash map: thread-group id → [`ProcState`] (process-wide, not per CPU).
+pub const MAP_PROC_STATE: &str = "PROC_STATE";
+/// Per-CPU array of [`DROP_SLOTS`] counters: events lost because a map was full.
+pub const MAP_DROPS: &str = "DROPS";
+
+/// Global: the system page size; mmap/munmap lengths are rounded up to it.
+pub const GLOBAL_PAGE_SIZE: &str = "PAGE_SIZE";
+/// Global: byte offset of `group_dead` in the `sched_process_exit` record, 0 when the kernel
+/// has no such field (then the thread-group leader's exit ends the process).
+pub const GLOBAL_EXIT_GROUP_DEAD_OFFSET: &str = "EXIT_GROUP_DEAD_OFFSET";
+
+/// Drop slot: a new process could not be added to [`MAP_PROC_COUNTERS`].
+pub const DROP_COUNTERS_FULL: u32 = 0;
+/// Drop slot: a new process could not be added to [`MAP_PROC_STATE`].
+pub const DROP_STATE_FULL: u32 = 1;
+pub const DROP_SLOTS: u32 = 2;
+
+/// Entries in the per-process maps: enough for pid_max's default (32,768) live processes.
+pub const MAX_TRACKED_PROCESSES: u32 = 32_768;
+
+/// Exact, additive counters of one process on one CPU. User space sums the per-CPU copies, so
+/// concurrent threads on different CPUs never lose an update.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcCounters {
+    /// Successful mmap calls.
+    pub mmap_count: u64,
+    /// Bytes mapped by successful mmap calls (length rounded up to pages).
+    pub mmap_bytes: u64,
+    /// Successful munmap calls.
+    pub munmap_count: u64,
+    /// Bytes unmapped by successful munmap calls (length rounded up to pages).
+    pub munmap_bytes: u64,
+    /// brk calls that moved the break up.
+    pub brk_grow_count: u64,
+    /// Bytes the break moved up.
+    pub brk_grow_bytes: u64,
+    /// brk calls that moved the break down.
+    pub brk_shrink_count: u64,
+    /// Bytes the break moved down.
+    pub brk_shrink_bytes: u64,
+}
+
+impl ProcCounters {
+    /// Adds another CPU's copy (wrapping: the kernel side never overflows in practice).
+    pub fn accumulate(&mut self, other: &ProcCounters) {
+        self.mmap_count = self.mmap_count.wrapping_add(other.mmap_count);
+        self.mmap_bytes = self.mmap_bytes.wrapping_add(other.mmap_bytes);
+        self.munmap_count = self.munmap_count.wrapping_add(other.munmap_count);
+        self.munmap_bytes = self.munmap_bytes.wrapping_add(other.munmap_bytes);
+        self.brk_grow_count = self.brk_grow_count.wrapping_add(other.brk_grow_count);
+        self.brk_grow_bytes = self.brk_grow_bytes.wrapping_add(other.brk_grow_bytes);
+        self.brk_shrink_count = self.brk_shrink_count.wrapping_add(other.brk_shrink_count);
+        self.brk_shrink_bytes = self.brk_shrink_bytes.wrapping_add(other.brk_shrink_bytes);
+    }
+
+    /// Bytes allocated: mmap'd plus brk growth.
+    pub fn total_allocated(&self) -> u64 {
+        self.mmap_bytes.wrapping_add(self.brk_grow_bytes)
+    }
+
+    /// Bytes freed: munmap'd plus brk shrink.
+    pub fn total_freed(&self) -> u64 {
+        self.munmap_bytes.wrapping_add(self.brk_shrink_bytes)
+    }
+
+    /// Allocation operations: successful mmaps plus brk growths.
+    pub fn alloc_count(&self) -> u64 {
+        self.mmap_count.wrapping_add(self.brk_grow_count)
+    }
+
+    /// Free operations: successful munmaps plus brk shrinks.
+    pub fn free_count(&self) -> u64 {
+        self.munmap_count.wrapping_add(self.brk_shrink_count)
+    }
+
+    /// Net mapped bytes since tracking began (negative when a process unmaps memory it had
+    /// mapped before tracking started).
+    pub fn net_mapped(&self) -> i64 {
+        (self.total_allocated() as i64).wrapping_sub(self.total_freed() as i64)
+    }
+}
+
+/// Process-wide state that cannot be split per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcState {
+    /// `bpf_ktime_get_boot_ns` when the entry was created; user space ignores an entry created
+    /// before the process with this PID started (a reused PID never inherits old counters).
+    pub first_seen_ns: u64,
+    /// `bpf_ktime_get_boot_ns` of the last successful mmap/munmap/brk.
+    pub last_update_ns: u64,
+    /// The last program break seen, 0 until the first brk call returns.
+    pub last_brk: u64,
+    /// Net mapped bytes as seen by this record (kept only to maintain `peak_net`).
+    pub net: i64,
+    /// The highest `net` reached. Exact while one thread maps at a time; threads mapping at the
+    /// same instant on different CPUs can make it lag (user space clamps it to the exact net).
+    pub peak_net: i64,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` record of u64/i64 fields with no padding; every bit pattern is valid.
+unsafe impl aya::Pod for ProcCounters {}
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` record of u64/i64 fields with no padding; every bit pattern is valid.
+unsafe impl aya::Pod for ProcState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_have_no_padding() {
+        assert_eq!(core::mem::size_of::<ProcCounters>(), 8 * 8);
+        assert_eq!(core::mem::size_of::<ProcState>(), 5 * 8);
+    }
+
+    #[test]
+    fn derived_totals() {
+        let mut a = ProcCounters {
+            mmap_count: 2,
+            mmap_bytes: 8192,
+            munmap_count: 1,
+            munmap_bytes: 4096,
+            brk_grow_count: 1,
+            brk_grow_bytes: 100,
+            brk_shrink_count: 0,
+            brk_shrink_bytes: 0,
+        };
+        let b = ProcCounters {
+            munmap_count: 1,
+            munmap_bytes: 16384,
+            ..Default::default()
+        };
+        a.accumulate(&b);
+        assert_eq!(a.alloc_count(), 3);
+        assert_eq!(a.free_count(), 2);
+        assert_eq!(a.total_allocated(), 8292);
+        assert_eq!(a.total_freed(), 20480);
+        assert_eq!(a.net_mapped(), 8292 - 20480);
+    }
+}

@@ -1,0 +1,407 @@
+//! The snapshot model: what one collector tick knows about the system and its processes, and how
+//! to pick the top N rows by any column. Shared by the helper, the CLI, D-Bus and the GUI.
+//!
+//! Every per-process datum that can fail to be read is an `Option`: a failed read degrades one
+//! cell, never the snapshot.
+
+use std::{cmp::Ordering, fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the data comes from; always shown to the user together with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The helper with eBPF attached: /proc data plus allocation tracking.
+    Full,
+    /// /proc data only; eBPF could not be used (the reason says why).
+    ProcOnly,
+    /// The app reads /proc itself, without the helper.
+    Embedded,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Full => "Full",
+            Mode::ProcOnly => "/proc only",
+            Mode::Embedded => "Embedded",
+        }
+    }
+}
+
+/// System-wide memory from /proc/meminfo, in KiB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemMemory {
+    pub total_kb: u64,
+    pub available_kb: u64,
+    pub swap_total_kb: u64,
+    pub swap_free_kb: u64,
+}
+
+impl SystemMemory {
+    pub fn used_kb(&self) -> u64 {
+        self.total_kb.saturating_sub(self.available_kb)
+    }
+    pub fn swap_used_kb(&self) -> u64 {
+        self.swap_total_kb.saturating_sub(self.swap_free_kb)
+    }
+}
+
+/// Allocation activity tracked by eBPF since tracking began (or since the process started, if
+/// later). Byte counts are page-rounded for mmap/munmap and exact for brk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocStats {
+    pub mmap_count: u64,
+    pub munmap_count: u64,
+    /// brk calls that moved the break (up or down).
+    pub brk_count: u64,
+    pub total_allocated: u64,
+    pub total_freed: u64,
+    pub alloc_count: u64,
+    pub free_count: u64,
+    /// Allocated minus freed: "net mapped", never RSS. Negative when the process unmapped memory
+    /// it had mapped before tracking began.
+    pub net_mapped: i64,
+    /// The highest `net_mapped` reached.
+    pub peak_net_mapped: i64,
+    /// Nanoseconds since boot (CLOCK_BOOTTIME) of the last tracked call.
+    pub last_update_ns: u64,
+}
+
+/// One process (thread group), identified by PID *and* start time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRow {
+    pub pid: u32,
+    /// Start time in clock ticks after boot (`/proc/<pid>/stat` field 22); with the PID it
+    /// identifies a process uniquely even when PIDs are reused.
+    pub start_time: u64,
+    pub name: String,
+    pub rss_kb: Option<u64>,
+    pub virtual_kb: Option<u64>,
+    /// VmHWM: the highest RSS the process reached.
+    pub peak_rss_kb: Option<u64>,
+    pub rss_anon_kb: Option<u64>,
+    pub rss_file_kb: Option<u64>,
+    pub rss_shmem_kb: Option<u64>,
+    pub swap_kb: Option<u64>,
+    /// None when eBPF is not active or has seen no call from this process.
+    pub alloc: Option<AllocStats>,
+}
+
+/// One collector tick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Wall-clock time of the scan, milliseconds since the Unix epoch.
+    pub taken_at_unix_ms: u64,
+    /// How long the scan took, microseconds.
+    pub scan_duration_us: u64,
+    pub mode: Mode,
+    /// Why the mode is not Full (or a note about Full mode); shown once, clearly.
+    pub mode_reason: Option<String>,
+    pub system: SystemMemory,
+    /// How many processes the scan saw (the rows may be a top-N subset).
+    pub process_count: u32,
+    /// Events the kernel programs could not record because a map was full (0 unless Full).
+    pub bpf_drops: u64,
+    pub processes: Vec<ProcessRow>,
+}
+
+/// A column users can sort by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SortKey {
+    Pid,
+    Name,
+    Rss,
+    Virt,
+    Peak,
+    Anon,
+    File,
+    Shmem,
+    Swap,
+    Mmap,
+    Munmap,
+    Brk,
+    Net,
+    PeakNet,
+    Allocated,
+    Freed,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 16] = [
+        SortKey::Pid,
+        SortKey::Name,
+        SortKey::Rss,
+        SortKey::Virt,
+        SortKey::Peak,
+        SortKey::Anon,
+        SortKey::File,
+        SortKey::Shmem,
+        SortKey::Swap,
+        SortKey::Mmap,
+        SortKey::Munmap,
+        SortKey::Brk,
+        SortKey::Net,
+        SortKey::PeakNet,
+        SortKey::Allocated,
+        SortKey::Freed,
+    ];
+
+    /// The name used on the command line and over D-Bus.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortKey::Pid => "pid",
+            SortKey::Name => "name",
+            SortKey::Rss => "rss",
+            SortKey::Virt => "virt",
+            SortKey::Peak => "peak",
+            SortKey::Anon => "anon",
+            SortKey::File => "file",
+            SortKey::Shmem => "shmem",
+            SortKey::Swap => "swap",
+            SortKey::Mmap => "mmap",
+            SortKey::Munmap => "munmap",
+            SortKey::Brk => "brk",
+            SortKey::Net => "net",
+            SortKey::PeakNet => "peak-net",
+            SortKey::Allocated => "allocated",
+            SortKey::Freed => "freed",
+        }
+    }
+
+    /// The numeric value of this column for `row`; `None` sorts below every value.
+    fn number(self, row: &ProcessRow) -> Option<i128> {
+        let alloc = row.alloc.as_ref();
+        let n = match self {
+            SortKey::Pid => Some(i128::from(row.pid)),
+            SortKey::Name => None,
+            SortKey::Rss => row.rss_kb.map(i128::from),
+            SortKey::Virt => row.virtual_kb.map(i128::from),
+            SortKey::Peak => row.peak_rss_kb.map(i128::from),
+            SortKey::Anon => row.rss_anon_kb.map(i128::from),
+            SortKey::File => row.rss_file_kb.map(i128::from),
+            SortKey::Shmem => row.rss_shmem_kb.map(i128::from),
+            SortKey::Swap => row.swap_kb.map(i128::from),
+            SortKey::Mmap => alloc.map(|a| i128::from(a.mmap_count)),
+            SortKey::Munmap => alloc.map(|a| i128::from(a.munmap_count)),
+            SortKey::Brk => alloc.map(|a| i128::from(a.brk_count)),
+            SortKey::Net => alloc.map(|a| i128::from(a.net_mapped)),
+            SortKey::PeakNet => alloc.map(|a| i128::from(a.peak_net_mapped)),
+            SortKey::Allocated => alloc.map(|a| i128::from(a.total_allocated)),
+            SortKey::Freed => alloc.map(|a| i128::from(a.total_freed)),
+        };
+        n
+    }
+
+    /// Orders two rows by this column alone (ascending).
+    pub fn compare(self, a: &ProcessRow, b: &ProcessRow) -> Ordering {
+        match self {
+            SortKey::Name => a.name.cmp(&b.name),
+            _ => self.number(a).cmp(&self.number(b)),
+        }
+    }
+
+    /// Orders rows for display: by this column in the given direction, ties by PID ascending.
+    pub fn order(self, descending: bool, a: &ProcessRow, b: &ProcessRow) -> Ordering {
+        let by_key = self.compare(a, b);
+        let by_key = if descending { by_key.reverse() } else { by_key };
+        by_key.then(a.pid.cmp(&b.pid))
+    }
+}
+
+impl fmt::Display for SortKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown sort column name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSortKey(pub String);
+
+impl fmt::Display for UnknownSortKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown sort key {:?}; expected one of: ", self.0)?;
+        for (i, key) in SortKey::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(key.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownSortKey {}
+
+impl FromStr for SortKey {
+    type Err = UnknownSortKey;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        SortKey::ALL
+            .into_iter()
+            .find(|k| k.as_str() == lower)
+            .ok_or_else(|| UnknownSortKey(s.to_owned()))
+    }
+}
+
+/// The top `limit` rows by `key` across **all** of `rows` (ties by PID ascending), in display
+/// order. Runs in O(n + k log k): a selection, then a sort of the k selected rows.
+pub fn top_by(
+    rows: &[ProcessRow],
+    key: SortKey,
+    descending: bool,
+    limit: usize,
+) -> Vec<ProcessRow> {
+    let mut order: Vec<&ProcessRow> = rows.iter().collect();
+    let limit = limit.min(order.len());
+    if limit == 0 {
+        return Vec::new();
+    }
+    let cmp = |a: &&ProcessRow, b: &&ProcessRow| key.order(descending, a, b);
+    if limit < order.len() {
+        order.select_nth_unstable_by(limit - 1, cmp);
+        order.truncate(limit);
+    }
+    order.sort_unstable_by(cmp);
+    order.into_iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pid: u32, name: &str, rss: Option<u64>, net: Option<i64>) -> ProcessRow {
+        ProcessRow {
+            pid,
+            start_time: 100 + u64::from(pid),
+            name: name.to_owned(),
+            rss_kb: rss,
+            virtual_kb: rss.map(|r| r * 3 + u64::from(pid % 7)),
+            peak_rss_kb: rss.map(|r| r + u64::from(pid % 5)),
+            rss_anon_kb: rss.map(|r| r / 2),
+            rss_file_kb: rss.map(|r| r / 3),
+            rss_shmem_kb: rss.map(|r| r % 11),
+            swap_kb: Some(u64::from(pid % 4)),
+            alloc: net.map(|n| AllocStats {
+                mmap_count: u64::from(pid % 13),
+                munmap_count: u64::from(pid % 6),
+                brk_count: u64::from(pid % 3),
+                total_allocated: n.unsigned_abs() + 10,
+                total_freed: u64::from(pid % 9) * 4096,
+                alloc_count: 1,
+                free_count: 1,
+                net_mapped: n,
+                peak_net_mapped: n.max(0) + i64::from(pid % 2),
+                last_update_ns: 0,
+            }),
+        }
+    }
+
+    /// Deterministic pseudo-random rows with many ties and missing values.
+    fn sample(n: u32) -> Vec<ProcessRow> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (1..=n)
+            .map(|pid| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let rss = if x % 10 == 0 { None } else { Some(x % 50) };
+                let net = if x % 7 == 0 {
+                    None
+                } else {
+                    Some((x % 40) as i64 - 20)
+                };
+                let names = ["bash", "Xorg", "firefox", "a", "bash", "zsh"];
+                row(pid * 7 % 1009, names[(x % 6) as usize], rss, net)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn top_by_agrees_with_brute_force_for_every_key() {
+        let rows = sample(600);
+        for key in SortKey::ALL {
+            for descending in [true, false] {
+                let mut brute = rows.clone();
+                brute.sort_by(|a, b| key.order(descending, a, b));
+                for limit in [0, 1, 7, 100, 599, 600, 1000] {
+                    let want: Vec<u32> = brute.iter().take(limit).map(|r| r.pid).collect();
+                    let got: Vec<u32> = top_by(&rows, key, descending, limit)
+                        .iter()
+                        .map(|r| r.pid)
+                        .collect();
+                    assert_eq!(got, want, "key {key} descending {descending} limit {limit}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn default_order_is_rss_descending_ties_by_pid() {
+        let rows = vec![
+            row(5, "a", Some(10), None),
+            row(3, "b", Some(10), None),
+            row(9, "c", Some(20), None),
+            row(1, "d", None, None),
+        ];
+        let pids: Vec<u32> = top_by(&rows, SortKey::Rss, true, 10)
+            .iter()
+            .map(|r| r.pid)
+            .collect();
+        assert_eq!(pids, vec![9, 3, 5, 1]);
+    }
+
+    #[test]
+    fn top_is_selected_by_the_column_not_by_rss() {
+        // The process with the most mmaps has the smallest RSS: it must still be first.
+        let mut rows: Vec<ProcessRow> = (1..=200)
+            .map(|p| row(p, "x", Some(1000 + u64::from(p)), Some(0)))
+            .collect();
+        rows[0].rss_kb = Some(1);
+        rows[0].alloc.as_mut().expect("has alloc").mmap_count = 1_000_000;
+        let top = top_by(&rows, SortKey::Mmap, true, 100);
+        assert_eq!(top[0].pid, 1);
+    }
+
+    #[test]
+    fn sort_keys_parse_and_reject() {
+        for key in SortKey::ALL {
+            assert_eq!(key.as_str().parse::<SortKey>(), Ok(key));
+        }
+        assert_eq!("RSS".parse::<SortKey>(), Ok(SortKey::Rss));
+        let err = "bogus".parse::<SortKey>().expect_err("bogus is not a key");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("\"bogus\"") && msg.contains("rss") && msg.contains("peak-net"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn snapshot_json_round_trips() {
+        let snap = Snapshot {
+            taken_at_unix_ms: 1,
+            scan_duration_us: 2,
+            mode: Mode::ProcOnly,
+            mode_reason: Some("no BTF".into()),
+            system: SystemMemory {
+                total_kb: 10,
+                available_kb: 4,
+                swap_total_kb: 0,
+                swap_free_kb: 0,
+            },
+            process_count: 2,
+            bpf_drops: 0,
+            processes: sample(2),
+        };
+        let text = serde_json::to_string(&snap).expect("serialises");
+        assert!(text.contains("\"mode\":\"proc-only\""), "{text}");
+        let back: Snapshot = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, snap);
+        assert_eq!(snap.system.used_kb(), 6);
+    }
+}

@@ -1,0 +1,249 @@
+//! memmon-workload: performs exactly the memory operations it is told to, so tests and
+//! benchmarks can check memmon's numbers against a known truth.
+//!
+//! `exact` mode speaks a tiny protocol on stdin/stdout: it prepares everything (threads, buffers),
+//! prints `ready`, waits for a line on stdin, performs the operations with no other syscall that
+//! memmon tracks (no allocation happens in between), prints `done`, and exits when stdin closes.
+use std::{
+    hint::black_box,
+    io::Write as _,
+    sync::{
+        Arc, Barrier,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Generates known memory activity for memmon's tests and benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Perform an exact set of operations between `ready` and `done` (see module docs).
+    Exact(ExactArgs),
+    /// mmap+munmap one page in a loop for SECS seconds; prints calls per second.
+    LoopMmap {
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
+    /// getppid() in a loop (a syscall memmon does not trace); prints calls per second.
+    LoopGetppid {
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
+}
+
+#[derive(clap::Args)]
+struct ExactArgs {
+    /// Threads doing the mmap/munmap operations (each does all of them).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Successful mmaps per thread.
+    #[arg(long, default_value_t = 0)]
+    mmaps: usize,
+    /// Length of each mmap in bytes (need not be a page multiple).
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// How many of the mapped regions each thread unmaps again.
+    #[arg(long, default_value_t = 0)]
+    munmaps: usize,
+    /// mmaps per thread that fail (length 0, EINVAL).
+    #[arg(long, default_value_t = 0)]
+    failed_mmaps: usize,
+    /// munmaps per thread that fail (unaligned address, EINVAL).
+    #[arg(long, default_value_t = 0)]
+    failed_munmaps: usize,
+    /// brk calls that grow the break by --brk-step (main thread only).
+    #[arg(long, default_value_t = 0)]
+    brk_grow: usize,
+    /// brk calls that shrink it back by --brk-step (at most --brk-grow).
+    #[arg(long, default_value_t = 0)]
+    brk_shrink: usize,
+    #[arg(long, default_value_t = 65536)]
+    brk_step: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Exact(args) => exact(&args),
+        Command::LoopMmap { seconds } => {
+            report_rate("mmap+munmap", seconds, || {
+                // SAFETY: anonymous private mapping of one page, unmapped right away.
+                unsafe {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        4096,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    );
+                    if p != libc::MAP_FAILED {
+                        libc::munmap(p, 4096);
+                    }
+                }
+            })
+        }
+        Command::LoopGetppid { seconds } => report_rate("getppid", seconds, || {
+            // SAFETY: getppid has no preconditions.
+            black_box(unsafe { libc::getppid() });
+        }),
+    }
+}
+
+fn report_rate(what: &str, seconds: f64, mut op: impl FnMut()) -> anyhow::Result<()> {
+    if !(seconds > 0.0 && seconds <= 3600.0) {
+        bail!("--seconds must be in (0, 3600], got {seconds}");
+    }
+    let deadline = Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut calls: u64 = 0;
+    while start.elapsed() < deadline {
+        for _ in 0..1000 {
+            op();
+        }
+        calls += 1000;
+    }
+    let rate = calls as f64 / start.elapsed().as_secs_f64();
+    println!("{what} {rate:.0} calls/s");
+    Ok(())
+}
+
+fn exact(args: &ExactArgs) -> anyhow::Result<()> {
+    if args.munmaps > args.mmaps {
+        bail!(
+            "--munmaps ({}) cannot exceed --mmaps ({})",
+            args.munmaps,
+            args.mmaps
+        );
+    }
+    if args.brk_shrink > args.brk_grow {
+        bail!(
+            "--brk-shrink ({}) cannot exceed --brk-grow ({})",
+            args.brk_shrink,
+            args.brk_grow
+        );
+    }
+    if args.threads == 0 || args.size == 0 {
+        bail!("--threads and --size must be at least 1");
+    }
+    let start = Arc::new(Barrier::new(args.threads + 1));
+    let finished = Arc::new(AtomicUsize::new(0));
+    for _ in 0..args.threads {
+        let start = Arc::clone(&start);
+        let finished = Arc::clone(&finished);
+        let (mmaps, munmaps, size) = (args.mmaps, args.munmaps, args.size);
+        let (failed_mmaps, failed_munmaps) = (args.failed_mmaps, args.failed_munmaps);
+        std::thread::Builder::new()
+            .spawn(move || {
+                let mut regions: Vec<usize> = Vec::with_capacity(mmaps);
+                start.wait();
+                map_unmap(
+                    &mut regions,
+                    mmaps,
+                    munmaps,
+                    size,
+                    failed_mmaps,
+                    failed_munmaps,
+                );
+                finished.fetch_add(1, Ordering::SeqCst);
+                // Stay alive (holding the mappings) until the process exits.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .context("spawning a worker thread")?;
+    }
+    // SAFETY: brk(0) only reports the current break.
+    let base = unsafe { libc::syscall(libc::SYS_brk, 0usize) } as usize;
+    raw_write(b"ready\n");
+    wait_for_line();
+    start.wait();
+    for i in 1..=args.brk_grow {
+        set_break(base + i * args.brk_step)?;
+    }
+    for i in 1..=args.brk_shrink {
+        set_break(base + (args.brk_grow - i) * args.brk_step)?;
+    }
+    while finished.load(Ordering::SeqCst) < args.threads {
+        std::thread::yield_now();
+    }
+    raw_write(b"done\n");
+    // Exit when the test closes our stdin.
+    let mut byte = [0u8; 64];
+    // SAFETY: reading into a stack buffer of the given length.
+    while unsafe { libc::read(0, byte.as_mut_ptr().cast(), byte.len()) } > 0 {}
+    // SAFETY: exit without running destructors or allocating.
+    unsafe { libc::_exit(0) }
+}
+
+fn map_unmap(
+    regions: &mut Vec<usize>,
+    mmaps: usize,
+    munmaps: usize,
+    size: usize,
+    failed_mmaps: usize,
+    failed_munmaps: usize,
+) {
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    for _ in 0..mmaps {
+        // SAFETY: a fresh anonymous mapping; the capacity was reserved, so push does not allocate.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), size, prot, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            raw_write(b"mmap failed unexpectedly\n");
+            // SAFETY: immediate exit on an impossible failure.
+            unsafe { libc::_exit(3) };
+        }
+        regions.push(p as usize);
+    }
+    for _ in 0..failed_mmaps {
+        // SAFETY: length 0 always fails with EINVAL and maps nothing.
+        unsafe { libc::mmap(std::ptr::null_mut(), 0, prot, flags, -1, 0) };
+    }
+    for &addr in regions.iter().take(munmaps) {
+        // SAFETY: unmapping a region this thread mapped and nobody uses.
+        unsafe { libc::munmap(addr as *mut libc::c_void, size) };
+    }
+    for _ in 0..failed_munmaps {
+        // SAFETY: an unaligned address always fails with EINVAL and unmaps nothing.
+        unsafe { libc::munmap(1 as *mut libc::c_void, 4096) };
+    }
+}
+
+fn set_break(addr: usize) -> anyhow::Result<()> {
+    // SAFETY: moves the program break within memory this program owns above the heap start;
+    // nothing is allocated from the heap while the break is moved.
+    let now = unsafe { libc::syscall(libc::SYS_brk, addr) } as usize;
+    if now != addr {
+        bail!("brk({addr:#x}) left the break at {now:#x}");
+    }
+    Ok(())
+}
+
+fn raw_write(bytes: &[u8]) {
+    let _ = std::io::stdout().flush();
+    // SAFETY: writing a valid buffer to stdout.
+    unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+fn wait_for_line() {
+    let mut byte = [0u8; 1];
+    loop {
+        // SAFETY: reading into a one-byte stack buffer.
+        let n = unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) };
+        if n <= 0 || byte[0] == b'\n' {
+            return;
+        }
+    }
+}

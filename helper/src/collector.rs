@@ -1,0 +1,263 @@
+//! The collector: one tick = a /proc scan merged with what the eBPF programs recorded, as a
+//! [`Snapshot`] of **all** processes (callers pick their top N with `top_by`).
+//!
+//! It owns its state and hands out owned snapshots; it never shares a lock with a consumer.
+
+use std::{
+    collections::HashSet,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use memmon_common::snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SystemMemory};
+use procfs::{Current as _, Meminfo};
+
+use crate::proc_scan::{self, ProcSample, ProcScanner, ScanError};
+
+#[cfg(feature = "ebpf")]
+use crate::tracker::{KernelRecord, Tracker};
+
+/// Stale kernel entries (exits the programs could not see) are swept this often, in ticks.
+#[cfg(feature = "ebpf")]
+const GC_EVERY_TICKS: u32 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("cannot read /proc/meminfo: {0}")]
+    Meminfo(#[source] procfs::ProcError),
+}
+
+pub struct Collector {
+    scanner: ProcScanner,
+    samples: Vec<ProcSample>,
+    mode: Mode,
+    reason: Option<String>,
+    /// Nanoseconds per clock tick, to compare /proc start times with kernel timestamps.
+    ns_per_clock_tick: u64,
+    #[cfg(feature = "ebpf")]
+    tracker: Option<Tracker>,
+    #[cfg(feature = "ebpf")]
+    ticks_since_gc: u32,
+}
+
+impl Collector {
+    /// The app's embedded mode: /proc only, as the calling user.
+    pub fn embedded(reason: impl Into<String>) -> Collector {
+        Collector::new(Mode::Embedded, Some(reason.into()))
+    }
+
+    /// The helper's collector: tries to load and attach the eBPF programs; on failure it runs in
+    /// /proc-only mode and [`Collector::mode_reason`] says why.
+    #[cfg(feature = "ebpf")]
+    pub fn with_ebpf() -> Collector {
+        match Tracker::start(proc_scan::page_size()) {
+            Ok(tracker) => {
+                let mut c = Collector::new(Mode::Full, None);
+                c.tracker = Some(tracker);
+                c
+            }
+            Err(err) => Collector::new(Mode::ProcOnly, Some(format!("{err} — /proc data only"))),
+        }
+    }
+
+    /// The helper's collector when built without the `ebpf` feature.
+    #[cfg(not(feature = "ebpf"))]
+    pub fn with_ebpf() -> Collector {
+        Collector::new(
+            Mode::ProcOnly,
+            Some("memmon-helper was built without the ebpf feature — /proc data only".into()),
+        )
+    }
+
+    fn new(mode: Mode, reason: Option<String>) -> Collector {
+        Collector {
+            scanner: ProcScanner::new(),
+            samples: Vec::new(),
+            mode,
+            reason,
+            ns_per_clock_tick: 1_000_000_000 / proc_scan::clock_ticks_per_second(),
+            #[cfg(feature = "ebpf")]
+            tracker: None,
+            #[cfg(feature = "ebpf")]
+            ticks_since_gc: 0,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn mode_reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// One tick: every process, merged.
+    pub fn collect(&mut self) -> Result<Snapshot, CollectError> {
+        let started = Instant::now();
+        let taken_at_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.scanner.scan(&mut self.samples)?;
+        let system = system_memory()?;
+        let samples = std::mem::take(&mut self.samples);
+        let mut rows = Vec::with_capacity(samples.len());
+        for sample in &samples {
+            let alloc = self.alloc_stats(sample);
+            rows.push(row_from(sample, alloc));
+        }
+        self.samples = samples;
+        let bpf_drops = self.after_tick();
+        Ok(Snapshot {
+            taken_at_unix_ms,
+            scan_duration_us: started.elapsed().as_micros() as u64,
+            mode: self.mode,
+            mode_reason: self.reason.clone(),
+            system,
+            process_count: rows.len() as u32,
+            bpf_drops,
+            processes: rows,
+        })
+    }
+
+    #[cfg(feature = "ebpf")]
+    fn alloc_stats(&mut self, sample: &ProcSample) -> Option<AllocStats> {
+        let tracker = self.tracker.as_mut()?;
+        let record = tracker.record(sample.pid)?;
+        if recorded_before_start(
+            record.state.first_seen_ns,
+            sample.start_time,
+            self.ns_per_clock_tick,
+        ) {
+            // Recorded before this process existed: a previous owner of the PID.
+            tracker.forget(sample.pid);
+            return None;
+        }
+        Some(alloc_from(&record))
+    }
+
+    #[cfg(not(feature = "ebpf"))]
+    fn alloc_stats(&mut self, _sample: &ProcSample) -> Option<AllocStats> {
+        None
+    }
+
+    #[cfg(feature = "ebpf")]
+    fn after_tick(&mut self) -> u64 {
+        let Some(tracker) = self.tracker.as_mut() else {
+            return 0;
+        };
+        self.ticks_since_gc += 1;
+        if self.ticks_since_gc >= GC_EVERY_TICKS {
+            self.ticks_since_gc = 0;
+            let alive: HashSet<u32> = self.samples.iter().map(|s| s.pid).collect();
+            tracker.retain(&alive);
+        }
+        tracker.drops()
+    }
+
+    #[cfg(not(feature = "ebpf"))]
+    fn after_tick(&mut self) -> u64 {
+        0
+    }
+
+    /// Whether the kernel holds a record for `pid` (tests use it to check exit cleanup).
+    #[cfg(feature = "ebpf")]
+    pub fn has_kernel_record(&self, pid: u32) -> bool {
+        self.tracker
+            .as_ref()
+            .is_some_and(|t| t.record(pid).is_some())
+    }
+
+    /// The /proc scan alone (for benchmarks).
+    pub fn scan_only(&mut self) -> Result<usize, CollectError> {
+        self.scanner.scan(&mut self.samples)?;
+        Ok(self.samples.len())
+    }
+}
+
+/// A kernel record created before the process with that PID started belongs to a previous owner
+/// of the PID. Start times are whole clock ticks (rounded down), kernel times nanoseconds, both
+/// since boot (CLOCK_BOOTTIME).
+pub fn recorded_before_start(first_seen_ns: u64, start_time_ticks: u64, ns_per_tick: u64) -> bool {
+    first_seen_ns != 0 && first_seen_ns < start_time_ticks.saturating_mul(ns_per_tick)
+}
+
+#[cfg(feature = "ebpf")]
+fn alloc_from(record: &KernelRecord) -> AllocStats {
+    let c = &record.counters;
+    let net_mapped = c.net_mapped();
+    AllocStats {
+        mmap_count: c.mmap_count,
+        munmap_count: c.munmap_count,
+        brk_count: c.brk_grow_count + c.brk_shrink_count,
+        total_allocated: c.total_allocated(),
+        total_freed: c.total_freed(),
+        alloc_count: c.alloc_count(),
+        free_count: c.free_count(),
+        net_mapped,
+        // The shared peak can lag under truly concurrent mapping; never below the exact net.
+        peak_net_mapped: record.state.peak_net.max(net_mapped),
+        last_update_ns: record.state.last_update_ns,
+    }
+}
+
+fn row_from(sample: &ProcSample, alloc: Option<AllocStats>) -> ProcessRow {
+    let s = &sample.status;
+    ProcessRow {
+        pid: sample.pid,
+        start_time: sample.start_time,
+        name: sample.name.clone(),
+        rss_kb: s.vm_rss,
+        virtual_kb: s.vm_size,
+        peak_rss_kb: s.vm_hwm,
+        rss_anon_kb: s.rss_anon,
+        rss_file_kb: s.rss_file,
+        rss_shmem_kb: s.rss_shmem,
+        swap_kb: s.vm_swap,
+        alloc,
+    }
+}
+
+fn system_memory() -> Result<SystemMemory, CollectError> {
+    let m = Meminfo::current().map_err(CollectError::Meminfo)?;
+    Ok(SystemMemory {
+        total_kb: m.mem_total / 1024,
+        available_kb: m.mem_available.unwrap_or(m.mem_free) / 1024,
+        swap_total_kb: m.swap_total / 1024,
+        swap_free_kb: m.swap_free / 1024,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_older_than_the_process_is_stale() {
+        // Process started at tick 500 (5.00 s at 100 Hz).
+        assert!(recorded_before_start(4_999_999_999, 500, 10_000_000));
+        assert!(!recorded_before_start(5_000_000_000, 500, 10_000_000));
+        assert!(!recorded_before_start(5_004_000_000, 500, 10_000_000));
+        assert!(
+            !recorded_before_start(0, 500, 10_000_000),
+            "0 means unknown, not stale"
+        );
+    }
+
+    #[test]
+    fn embedded_snapshot_has_this_process_and_system_memory() {
+        let mut c = Collector::embedded("no helper");
+        let snap = c.collect().expect("collect");
+        assert_eq!(snap.mode, Mode::Embedded);
+        assert_eq!(snap.mode_reason.as_deref(), Some("no helper"));
+        assert!(snap.system.total_kb > 0 && snap.system.available_kb <= snap.system.total_kb);
+        assert_eq!(snap.process_count as usize, snap.processes.len());
+        let me = snap
+            .processes
+            .iter()
+            .find(|r| r.pid == std::process::id())
+            .expect("own row");
+        assert!(me.rss_kb.unwrap_or(0) > 0);
+        assert!(me.alloc.is_none(), "embedded mode has no eBPF data");
+    }
+}

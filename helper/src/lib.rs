@@ -1,0 +1,10 @@
+//! memmon's collector library: the /proc scanner (always), the eBPF tracker (feature `ebpf`) and
+//! the collector that merges them into snapshots. The GUI uses it without the `ebpf` feature for
+//! its embedded mode; the `memmon-helper` binary uses all of it.
+
+pub mod collector;
+pub mod proc_scan;
+#[cfg(feature = "ebpf")]
+pub mod tracker;
+
+pub use collector::{CollectError, Collector};

@@ -1,0 +1,217 @@
+//! memmon-helper: the privileged collector of Memory Monitor, also a command-line tool.
+//!
+//! `memmon-helper snapshot` prints the top processes once (or every `--watch` seconds): as root
+//! with eBPF allocation tracking (Full mode), otherwise from /proc alone, saying why on stderr.
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use memmon_common::snapshot::{Mode, ProcessRow, Snapshot, SortKey, top_by};
+use memmon_helper::Collector;
+
+#[derive(Parser)]
+#[command(
+    name = "memmon-helper",
+    version,
+    about = "Memory Monitor's collector and command-line tool"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the top processes by a memory column.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    /// How many processes to show (1..=100000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    top: u32,
+    /// Column to rank by: pid, name, rss, virt, peak, anon, file, shmem, swap, mmap, munmap,
+    /// brk, net, peak-net, allocated, freed.
+    #[arg(long, default_value = "rss")]
+    sort: SortKey,
+    /// Smallest first (default: largest first; names A→Z when sorting by name or pid).
+    #[arg(long)]
+    ascending: bool,
+    /// One JSON document per tick, one per line.
+    #[arg(long)]
+    json: bool,
+    /// Repeat every SECS seconds (0.1..=3600) until interrupted.
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    watch: Option<Duration>,
+    /// Do not load eBPF programs even when running as root.
+    #[arg(long)]
+    no_ebpf: bool,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.1..=3600.0).contains(&secs) {
+        return Err(format!("{secs} is out of range: use 0.1 to 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() -> anyhow::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the struct is
+        // fully initialised before use.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error()).context("installing a signal handler");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Snapshot(args) => snapshot(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("memmon-helper: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
+    install_signal_handlers()?;
+    let mut collector = if args.no_ebpf {
+        Collector::embedded("eBPF disabled by --no-ebpf — /proc data only")
+    } else {
+        Collector::with_ebpf()
+    };
+    if collector.mode() != Mode::Full
+        && let Some(reason) = collector.mode_reason()
+    {
+        eprintln!("memmon-helper: {reason}");
+    }
+    let stdout = io::stdout();
+    loop {
+        let tick = Instant::now();
+        let mut snap = collector.collect().context("collecting a snapshot")?;
+        snap.processes = top_by(
+            &snap.processes,
+            args.sort,
+            !args.ascending,
+            args.top as usize,
+        );
+        let mut out = stdout.lock();
+        if args.json {
+            serde_json::to_writer(&mut out, &snap).context("writing JSON")?;
+            writeln!(out)?;
+        } else {
+            write_table(&mut out, &snap, args)?;
+        }
+        out.flush()?;
+        drop(out);
+        let Some(interval) = args.watch else {
+            return Ok(());
+        };
+        // Sleep in slices so SIGINT/SIGTERM end the loop promptly (and detach the programs).
+        while tick.elapsed() < interval {
+            if STOP.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            std::thread::sleep(
+                Duration::from_millis(20).min(interval.saturating_sub(tick.elapsed())),
+            );
+        }
+        if STOP.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+    }
+}
+
+fn write_table(out: &mut impl io::Write, snap: &Snapshot, args: &SnapshotArgs) -> io::Result<()> {
+    let sys = &snap.system;
+    writeln!(
+        out,
+        "Memory Monitor — {} mode — {} processes — memory {} / {} MiB used, swap {} / {} MiB — top {} by {}{}",
+        snap.mode.label(),
+        snap.process_count,
+        sys.used_kb() / 1024,
+        sys.total_kb / 1024,
+        sys.swap_used_kb() / 1024,
+        sys.swap_total_kb / 1024,
+        snap.processes.len(),
+        args.sort,
+        if args.ascending { " (ascending)" } else { "" },
+    )?;
+    if snap.bpf_drops > 0 {
+        writeln!(
+            out,
+            "warning: {} eBPF events lost because a map was full",
+            snap.bpf_drops
+        )?;
+    }
+    writeln!(
+        out,
+        "{:>7} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>11}",
+        "PID", "NAME", "RSS(MB)", "VIRT(MB)", "PEAK(MB)", "MMAP#", "MUNMAP#", "BRK#", "NET(MB)"
+    )?;
+    for row in &snap.processes {
+        write_row(out, row)?;
+    }
+    Ok(())
+}
+
+fn write_row(out: &mut impl io::Write, row: &ProcessRow) -> io::Result<()> {
+    let mb = |kb: Option<u64>| {
+        kb.map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
+    };
+    let count = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let a = row.alloc.as_ref();
+    let name: String = row.name.chars().take(16).collect();
+    writeln!(
+        out,
+        "{:>7} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>11}",
+        row.pid,
+        name,
+        mb(row.rss_kb),
+        mb(row.virtual_kb),
+        mb(row.peak_rss_kb),
+        count(a.map(|a| a.mmap_count)),
+        count(a.map(|a| a.munmap_count)),
+        count(a.map(|a| a.brk_count)),
+        a.map_or_else(
+            || "-".to_owned(),
+            |a| format!("{:.1}", a.net_mapped as f64 / 1048576.0)
+        ),
+    )
+}

@@ -1,0 +1,248 @@
+//! Loads memmon's eBPF programs, attaches them to their tracepoints and reads the per-process
+//! maps. Dropping the [`Tracker`] detaches every program.
+//!
+//! It never decides what the user sees: it returns what the kernel recorded, and the collector
+//! merges it with /proc (including the PID-reuse guard).
+
+use std::{collections::HashSet, fs};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
+    programs::TracePoint,
+};
+use memmon_common::{
+    GLOBAL_EXIT_GROUP_DEAD_OFFSET, GLOBAL_PAGE_SIZE, MAP_DROPS, MAP_PROC_COUNTERS, MAP_PROC_STATE,
+    ProcCounters, ProcState,
+};
+
+/// The object built by build.rs (empty when bpf-linker was missing at build time).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memmon"));
+
+/// (program, category, tracepoint)
+const PROGRAMS: [(&str, &str, &str); 4] = [
+    ("memmon_exit_mmap", "syscalls", "sys_exit_mmap"),
+    ("memmon_exit_munmap", "syscalls", "sys_exit_munmap"),
+    ("memmon_exit_brk", "syscalls", "sys_exit_brk"),
+    ("memmon_process_exit", "sched", "sched_process_exit"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error(
+        "this build of memmon-helper has no eBPF programs (bpf-linker was not installed when it \
+         was built)"
+    )]
+    NoObject,
+    #[error("eBPF needs root (CAP_BPF and CAP_PERFMON); running as uid {uid}")]
+    NotRoot { uid: u32 },
+    #[error("the kernel refused to load memmon's eBPF programs: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("cannot attach {program} to {category}:{name}: {source}")]
+    Attach {
+        program: &'static str,
+        category: &'static str,
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("the eBPF object lacks {0}")]
+    Missing(&'static str),
+    #[error("cannot use eBPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// What the kernel recorded for one process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelRecord {
+    pub counters: ProcCounters,
+    pub state: ProcState,
+}
+
+pub struct Tracker {
+    // Keeps programs and links alive; dropping it detaches them.
+    _ebpf: Ebpf,
+    counters: PerCpuHashMap<MapData, u32, ProcCounters>,
+    state: BpfHashMap<MapData, u32, ProcState>,
+    drops: PerCpuArray<MapData, u64>,
+}
+
+impl Tracker {
+    /// Loads and attaches everything, or says exactly why not.
+    pub fn start(page_size: u64) -> Result<Tracker, TrackerError> {
+        if OBJECT.is_empty() {
+            return Err(TrackerError::NoObject);
+        }
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        if uid == 0 {
+            ensure_tracefs();
+        }
+        let group_dead_offset = exit_group_dead_offset();
+        let mut ebpf = EbpfLoader::new()
+            .override_global(GLOBAL_PAGE_SIZE, &page_size, true)
+            .override_global(GLOBAL_EXIT_GROUP_DEAD_OFFSET, &group_dead_offset, true)
+            .load(OBJECT)
+            .map_err(|e| match e {
+                _ if uid != 0 => TrackerError::NotRoot { uid },
+                e => TrackerError::Load(e),
+            })?;
+        for (program, category, name) in PROGRAMS {
+            let tp: &mut TracePoint = ebpf
+                .program_mut(program)
+                .ok_or(TrackerError::Missing(program))?
+                .try_into()
+                .map_err(|source| TrackerError::Attach {
+                    program,
+                    category,
+                    name,
+                    source,
+                })?;
+            tp.load()
+                .and_then(|()| tp.attach(category, name).map(drop))
+                .map_err(|source| TrackerError::Attach {
+                    program,
+                    category,
+                    name,
+                    source,
+                })?;
+        }
+        let counters = take_map(&mut ebpf, MAP_PROC_COUNTERS)?;
+        let state = take_map(&mut ebpf, MAP_PROC_STATE)?;
+        let drops = take_map(&mut ebpf, MAP_DROPS)?;
+        Ok(Tracker {
+            _ebpf: ebpf,
+            counters,
+            state,
+            drops,
+        })
+    }
+
+    /// The record for `tgid`, summed over CPUs; `None` if the kernel has seen no call from it.
+    pub fn record(&self, tgid: u32) -> Option<KernelRecord> {
+        let state = self.state.get(&tgid, 0).ok();
+        let counters = self.counters.get(&tgid, 0).ok().map(|per_cpu| {
+            let mut sum = ProcCounters::default();
+            for c in per_cpu.iter() {
+                sum.accumulate(c);
+            }
+            sum
+        });
+        if state.is_none() && counters.is_none() {
+            return None;
+        }
+        Some(KernelRecord {
+            counters: counters.unwrap_or_default(),
+            state: state.unwrap_or_default(),
+        })
+    }
+
+    /// Forgets a process's record (a stale entry left by a PID's previous owner).
+    pub fn forget(&mut self, tgid: u32) {
+        // Already gone is fine.
+        let _ = self.counters.remove(&tgid);
+        let _ = self.state.remove(&tgid);
+    }
+
+    /// Removes entries of processes not in `alive` (exits the kernel side could not see).
+    pub fn retain(&mut self, alive: &HashSet<u32>) -> usize {
+        let stale: Vec<u32> = self
+            .state
+            .keys()
+            .filter_map(Result::ok)
+            .chain(self.counters.keys().filter_map(Result::ok))
+            .filter(|pid| !alive.contains(pid))
+            .collect();
+        for &pid in &stale {
+            self.forget(pid);
+        }
+        stale.len()
+    }
+
+    /// Events dropped because a map was full, all CPUs and slots.
+    pub fn drops(&self) -> u64 {
+        self.drops
+            .iter()
+            .filter_map(Result::ok)
+            .map(|per_cpu| per_cpu.iter().sum::<u64>())
+            .sum()
+    }
+}
+
+fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, TrackerError>
+where
+    M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(TrackerError::Missing(name))?;
+    M::try_from(map).map_err(|source| TrackerError::Map { name, source })
+}
+
+/// Tracepoints are attached through tracefs; systemd mounts it, minimal systems may not.
+fn ensure_tracefs() {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    if fs::metadata(format!("{TRACEFS}/events")).is_ok() {
+        return;
+    }
+    // SAFETY: plain mount(2) with NUL-terminated literals; failure is reported by aya's attach
+    // error right after.
+    let rc = unsafe {
+        libc::mount(
+            c"nodev".as_ptr(),
+            c"/sys/kernel/tracing".as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        log::warn!(
+            "cannot mount tracefs on {TRACEFS}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Offset of `group_dead` in the `sched_process_exit` record, or 0 where the kernel lacks it.
+fn exit_group_dead_offset() -> u64 {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|root| {
+            fs::read_to_string(format!("{root}/events/sched/sched_process_exit/format")).ok()
+        })
+        .and_then(|format| parse_field_offset(&format, "group_dead"))
+        .unwrap_or(0)
+}
+
+/// Finds `field:<type> <name>;\toffset:N;` in a tracepoint format file.
+fn parse_field_offset(format: &str, name: &str) -> Option<u64> {
+    format.lines().find_map(|line| {
+        let line = line.trim();
+        let decl = line.strip_prefix("field:")?.split(';').next()?;
+        if decl.rsplit(' ').next()? != name {
+            return None;
+        }
+        let offset = line.split("offset:").nth(1)?.split(';').next()?;
+        offset.trim().parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_group_dead_offset() {
+        let format = "name: sched_process_exit\nformat:\n\
+            \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
+            \tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\
+            \tfield:pid_t pid;\toffset:24;\tsize:4;\tsigned:1;\n\
+            \tfield:bool group_dead;\toffset:32;\tsize:1;\tsigned:0;\n";
+        assert_eq!(parse_field_offset(format, "group_dead"), Some(32));
+        assert_eq!(parse_field_offset(format, "pid"), Some(24));
+        assert_eq!(parse_field_offset(format, "nope"), None);
+    }
+}

@@ -1,0 +1,307 @@
+//! Real-kernel tests: load memmon's programs, drive a child that performs exactly known
+//! operations, and check the snapshot. They need root; on CI (`CI=true`) not being able to run
+//! them is a failure, elsewhere they say why and return.
+#![cfg(feature = "ebpf")]
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    sync::{Mutex, MutexGuard, OnceLock},
+    time::{Duration, Instant},
+};
+
+use memmon_common::snapshot::{AllocStats, Mode, ProcessRow};
+use memmon_helper::Collector;
+
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_memmon-workload");
+const PAGE: u64 = 4096;
+
+/// Returns false (after saying why) when these tests cannot run here; panics on CI.
+fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let why = "kernel tests need root to load eBPF programs";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}, and CI=true: refusing to skip");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+fn collector() -> MutexGuard<'static, Collector> {
+    static COLLECTOR: OnceLock<Mutex<Collector>> = OnceLock::new();
+    let c = COLLECTOR.get_or_init(|| {
+        let c = Collector::with_ebpf();
+        assert_eq!(
+            c.mode(),
+            Mode::Full,
+            "eBPF unavailable as root: {:?}",
+            c.mode_reason()
+        );
+        Mutex::new(c)
+    });
+    c.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Children are spawned one at a time so the PID-reuse test can steer PID allocation.
+static SPAWN: Mutex<()> = Mutex::new(());
+
+struct Workload {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Workload {
+    fn spawn(args: &[&str]) -> Workload {
+        let _guard = SPAWN.lock().unwrap_or_else(|p| p.into_inner());
+        Self::spawn_unlocked(args)
+    }
+
+    fn spawn_unlocked(args: &[&str]) -> Workload {
+        // The programs must be attached before the child does anything.
+        drop(collector());
+        let mut child = Command::new(WORKLOAD)
+            .arg("exact")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn memmon-workload");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut w = Workload {
+            child,
+            stdin,
+            stdout,
+        };
+        w.expect_line("ready");
+        w
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn expect_line(&mut self, want: &str) {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("read from workload");
+        assert_eq!(line.trim(), want, "workload said {line:?}");
+    }
+
+    /// Performs the operations and waits until they are all done.
+    fn go(&mut self) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(b"go\n").expect("write go");
+        stdin.flush().expect("flush");
+        self.expect_line("done");
+    }
+
+    /// Lets the child exit and reaps it.
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "workload failed: {status}");
+    }
+}
+
+fn row(c: &mut Collector, pid: u32) -> Option<ProcessRow> {
+    let snap = c.collect().expect("collect");
+    snap.processes.into_iter().find(|r| r.pid == pid)
+}
+
+fn alloc(c: &mut Collector, pid: u32) -> AllocStats {
+    row(c, pid)
+        .expect("process listed")
+        .alloc
+        .unwrap_or_default()
+}
+
+fn round_up(len: u64) -> u64 {
+    len.div_ceil(PAGE) * PAGE
+}
+
+#[test]
+fn exact_counts_and_bytes_for_a_known_workload() {
+    if !can_run() {
+        return;
+    }
+    let (mmaps, size, munmaps, failed_mmaps, failed_munmaps) = (20u64, 10_000u64, 7u64, 5, 3);
+    let (grow, shrink, step) = (4u64, 3u64, 65_536u64);
+    let mut w = Workload::spawn(&[
+        "--mmaps",
+        &mmaps.to_string(),
+        "--size",
+        &size.to_string(),
+        "--munmaps",
+        &munmaps.to_string(),
+        "--failed-mmaps",
+        &failed_mmaps.to_string(),
+        "--failed-munmaps",
+        &failed_munmaps.to_string(),
+        "--brk-grow",
+        &grow.to_string(),
+        "--brk-shrink",
+        &shrink.to_string(),
+        "--brk-step",
+        &step.to_string(),
+    ]);
+    let pid = w.pid();
+    let before = alloc(&mut collector(), pid);
+    w.go();
+    let after = alloc(&mut collector(), pid);
+    w.finish();
+
+    let mapped = mmaps * round_up(size);
+    let unmapped = munmaps * round_up(size);
+    assert_eq!(
+        after.mmap_count - before.mmap_count,
+        mmaps,
+        "failed mmaps must not count"
+    );
+    assert_eq!(
+        after.munmap_count - before.munmap_count,
+        munmaps,
+        "failed munmaps must not count"
+    );
+    assert_eq!(after.brk_count - before.brk_count, grow + shrink);
+    assert_eq!(after.alloc_count - before.alloc_count, mmaps + grow);
+    assert_eq!(after.free_count - before.free_count, munmaps + shrink);
+    assert_eq!(
+        after.total_allocated - before.total_allocated,
+        mapped + grow * step
+    );
+    assert_eq!(
+        after.total_freed - before.total_freed,
+        unmapped + shrink * step
+    );
+    assert_eq!(
+        after.net_mapped - before.net_mapped,
+        (mapped + grow * step) as i64 - (unmapped + shrink * step) as i64
+    );
+    assert!(after.peak_net_mapped >= after.net_mapped);
+    assert!(after.last_update_ns > before.last_update_ns);
+}
+
+#[test]
+fn threads_are_summed_under_their_process() {
+    if !can_run() {
+        return;
+    }
+    let (threads, mmaps, munmaps) = (4u64, 50u64, 30u64);
+    let mut w = Workload::spawn(&[
+        "--threads",
+        &threads.to_string(),
+        "--mmaps",
+        &mmaps.to_string(),
+        "--munmaps",
+        &munmaps.to_string(),
+        "--size",
+        "8192",
+    ]);
+    let pid = w.pid();
+    let before = alloc(&mut collector(), pid);
+    w.go();
+    let after = alloc(&mut collector(), pid);
+    w.finish();
+    assert_eq!(after.mmap_count - before.mmap_count, threads * mmaps);
+    assert_eq!(after.munmap_count - before.munmap_count, threads * munmaps);
+    assert_eq!(
+        after.total_allocated - before.total_allocated,
+        threads * mmaps * 8192
+    );
+    assert_eq!(
+        after.total_freed - before.total_freed,
+        threads * munmaps * 8192
+    );
+}
+
+#[test]
+fn an_exited_process_disappears_with_its_kernel_record() {
+    if !can_run() {
+        return;
+    }
+    let mut w = Workload::spawn(&["--mmaps", "3"]);
+    let pid = w.pid();
+    w.go();
+    {
+        let mut c = collector();
+        assert!(row(&mut c, pid).is_some());
+        assert!(c.has_kernel_record(pid), "the kernel saw the child's mmaps");
+    }
+    w.finish();
+    let mut c = collector();
+    assert!(row(&mut c, pid).is_none(), "exited process still listed");
+    assert!(
+        !c.has_kernel_record(pid),
+        "kernel record not removed on exit"
+    );
+}
+
+#[test]
+fn a_reused_pid_starts_from_zero() {
+    if !can_run() {
+        return;
+    }
+    let _guard = SPAWN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut old = Workload::spawn_unlocked(&["--mmaps", "1000"]);
+    let pid = old.pid();
+    old.go();
+    let old_row = row(&mut collector(), pid).expect("old process listed");
+    assert!(old_row.alloc.expect("tracked").mmap_count >= 1000);
+    old.finish();
+
+    // Ask the kernel to hand the same PID out again (other processes may race us: retry).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new = loop {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+            .expect("write ns_last_pid (needs root and CONFIG_CHECKPOINT_RESTORE)");
+        let w = Workload::spawn_unlocked(&[]);
+        if w.pid() == pid {
+            break w;
+        }
+        w.finish();
+        assert!(Instant::now() < deadline, "could not get PID {pid} reused");
+    };
+    let new_row = row(&mut collector(), pid).expect("new process listed");
+    assert_ne!(
+        new_row.start_time, old_row.start_time,
+        "same PID, new process"
+    );
+    let counts = new_row.alloc.unwrap_or_default();
+    assert!(
+        counts.mmap_count < 200,
+        "the new process inherited the old one's counters: {counts:?}"
+    );
+    new.finish();
+}
+
+#[test]
+fn every_kernel_record_is_consistent() {
+    if !can_run() {
+        return;
+    }
+    // Every process with a kernel record must be a live process of the snapshot, and its
+    // counters internally consistent.
+    let snap = collector().collect().expect("collect");
+    assert_eq!(snap.mode, Mode::Full);
+    assert_eq!(snap.bpf_drops, 0, "no map should be full on this machine");
+    for r in &snap.processes {
+        if let Some(a) = r.alloc {
+            assert!(
+                a.alloc_count >= a.mmap_count && a.free_count >= a.munmap_count,
+                "{r:?}"
+            );
+            assert_eq!(
+                a.net_mapped,
+                a.total_allocated as i64 - a.total_freed as i64,
+                "{r:?}"
+            );
+            assert!(a.peak_net_mapped >= a.net_mapped, "{r:?}");
+        }
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing memmon needs on a Debian 12 machine (idempotent; as root).
+#   - llvm-22-dev + bpf-linker 0.13.0: link the eBPF programs
+#   - rust-src for the stable toolchain: -Z build-std=core for the bpfel target
+#   - tracefs mounted: tracepoints are attached through it
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+apt_packages=(llvm-22-dev util-linux)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+fi
+
+if ! rustup component list --installed --toolchain stable 2>/dev/null | grep -q '^rust-src'; then
+  log "adding rust-src to the stable toolchain"
+  rustup component add rust-src --toolchain stable
+fi
+
+if ! bpf-linker --version 2>/dev/null | grep -q '0\.13\.0'; then
+  log "installing bpf-linker 0.13.0 (about 70 s)"
+  LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --version 0.13.0 \
+    --no-default-features --features llvm-22 --locked
+fi
+
+if [ ! -d /sys/kernel/tracing/events ] && [ "$(id -u)" = 0 ]; then
+  log "mounting tracefs"
+  mount -t tracefs nodev /sys/kernel/tracing
+fi
