@@ -9,6 +9,8 @@ use std::{env, fs, path::PathBuf};
 use anyhow::{Context as _, bail};
 
 const OBJECT: &str = "memmon";
+/// Benchmark baseline object (empty programs on the same tracepoints).
+const EMPTY_OBJECT: &str = "memmon-empty";
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=MEMMON_REQUIRE_EBPF");
@@ -32,7 +34,9 @@ fn main() -> anyhow::Result<()> {
              (it will run in /proc-only mode)"
         );
         println!("cargo:rustc-cfg=memmon_ebpf_placeholder");
-        fs::write(out_dir.join(OBJECT), []).context("writing the placeholder eBPF object")?;
+        for name in [OBJECT, EMPTY_OBJECT] {
+            fs::write(out_dir.join(name), []).context("writing the placeholder eBPF object")?;
+        }
         return Ok(());
     }
     // SAFETY: build scripts are single-threaded; aya-build passes this to the cargo it spawns so

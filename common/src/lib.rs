@@ -8,10 +8,8 @@
 #[cfg(feature = "std")]
 pub mod snapshot;
 
-/// Per-CPU hash map: thread-group id → [`ProcCounters`] (summed over CPUs in user space).
-pub const MAP_PROC_COUNTERS: &str = "PROC_COUNTERS";
-/// Hash map: thread-group id → [`ProcState`] (process-wide, not per CPU).
-pub const MAP_PROC_STATE: &str = "PROC_STATE";
+/// Hash map: thread-group id → [`ProcRecord`].
+pub const MAP_PROCS: &str = "PROCS";
 /// Per-CPU array of [`DROP_SLOTS`] counters: events lost because a map was full.
 pub const MAP_DROPS: &str = "DROPS";
 
@@ -21,17 +19,15 @@ pub const GLOBAL_PAGE_SIZE: &str = "PAGE_SIZE";
 /// has no such field (then the thread-group leader's exit ends the process).
 pub const GLOBAL_EXIT_GROUP_DEAD_OFFSET: &str = "EXIT_GROUP_DEAD_OFFSET";
 
-/// Drop slot: a new process could not be added to [`MAP_PROC_COUNTERS`].
-pub const DROP_COUNTERS_FULL: u32 = 0;
-/// Drop slot: a new process could not be added to [`MAP_PROC_STATE`].
-pub const DROP_STATE_FULL: u32 = 1;
-pub const DROP_SLOTS: u32 = 2;
+/// Drop slot: a new process could not be added to [`MAP_PROCS`].
+pub const DROP_PROCS_FULL: u32 = 0;
+pub const DROP_SLOTS: u32 = 1;
 
 /// Entries in the per-process maps: enough for pid_max's default (32,768) live processes.
 pub const MAX_TRACKED_PROCESSES: u32 = 32_768;
 
-/// Exact, additive counters of one process on one CPU. User space sums the per-CPU copies, so
-/// concurrent threads on different CPUs never lose an update.
+/// Exact, additive counters of one process. The kernel updates them with atomic adds, so threads
+/// mapping at the same time on different CPUs never lose an update.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcCounters {
@@ -54,7 +50,7 @@ pub struct ProcCounters {
 }
 
 impl ProcCounters {
-    /// Adds another CPU's copy (wrapping: the kernel side never overflows in practice).
+    /// Adds another record's counters (wrapping: they never overflow in practice).
     pub fn accumulate(&mut self, other: &ProcCounters) {
         self.mmap_count = self.mmap_count.wrapping_add(other.mmap_count);
         self.mmap_bytes = self.mmap_bytes.wrapping_add(other.mmap_bytes);
@@ -93,22 +89,28 @@ impl ProcCounters {
     }
 }
 
-/// Process-wide state that cannot be split per CPU.
+/// Process-wide state next to the counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcState {
     /// `bpf_ktime_get_boot_ns` when the entry was created; user space ignores an entry created
     /// before the process with this PID started (a reused PID never inherits old counters).
     pub first_seen_ns: u64,
-    /// `bpf_ktime_get_boot_ns` of the last successful mmap/munmap/brk.
-    pub last_update_ns: u64,
     /// The last program break seen, 0 until the first brk call returns.
     pub last_brk: u64,
-    /// Net mapped bytes as seen by this record (kept only to maintain `peak_net`).
+    /// Net mapped bytes (atomic adds, exact).
     pub net: i64,
     /// The highest `net` reached. Exact while one thread maps at a time; threads mapping at the
     /// same instant on different CPUs can make it lag (user space clamps it to the exact net).
     pub peak_net: i64,
+}
+
+/// Everything the kernel keeps for one process: one map value, so one lookup per event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcRecord {
+    pub counters: ProcCounters,
+    pub state: ProcState,
 }
 
 #[cfg(feature = "user")]
@@ -117,6 +119,9 @@ unsafe impl aya::Pod for ProcCounters {}
 #[cfg(feature = "user")]
 // SAFETY: plain `#[repr(C)]` record of u64/i64 fields with no padding; every bit pattern is valid.
 unsafe impl aya::Pod for ProcState {}
+#[cfg(feature = "user")]
+// SAFETY: two padding-free `#[repr(C)]` records of u64/i64 fields; every bit pattern is valid.
+unsafe impl aya::Pod for ProcRecord {}
 
 #[cfg(test)]
 mod tests {
@@ -125,7 +130,8 @@ mod tests {
     #[test]
     fn records_have_no_padding() {
         assert_eq!(core::mem::size_of::<ProcCounters>(), 8 * 8);
-        assert_eq!(core::mem::size_of::<ProcState>(), 5 * 8);
+        assert_eq!(core::mem::size_of::<ProcState>(), 4 * 8);
+        assert_eq!(core::mem::size_of::<ProcRecord>(), 12 * 8);
     }
 
     #[test]

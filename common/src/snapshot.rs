@@ -65,8 +65,9 @@ pub struct AllocStats {
     pub net_mapped: i64,
     /// The highest `net_mapped` reached.
     pub peak_net_mapped: i64,
-    /// Nanoseconds since boot (CLOCK_BOOTTIME) of the last tracked call.
-    pub last_update_ns: u64,
+    /// Wall-clock time (ms since the Unix epoch) of the collector tick that first saw the
+    /// latest change in these counters: the last allocation activity, to one tick.
+    pub last_activity_unix_ms: u64,
 }
 
 /// One process (thread group), identified by PID *and* start time.
@@ -296,7 +297,7 @@ mod tests {
                 free_count: 1,
                 net_mapped: n,
                 peak_net_mapped: n.max(0) + i64::from(pid % 2),
-                last_update_ns: 0,
+                last_activity_unix_ms: 0,
             }),
         }
     }

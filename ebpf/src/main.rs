@@ -2,27 +2,30 @@
 //!
 //! Only `sys_exit_*` tracepoints are used: the return value says whether the call succeeded and,
 //! for mmap/munmap, the length is read back from the task's saved user registers, so no
-//! enter/exit pairing map (and no second tracepoint per syscall) is needed. Per process
-//! (thread-group id) the additive counters live in a per-CPU map (exact under concurrency) and the
-//! break / peak state in a shared map. Entries are removed when the thread group dies.
+//! enter/exit pairing map (and no second tracepoint per syscall) is needed. Each process
+//! (thread-group id) has one record: one hash lookup per event, counters and net bytes updated
+//! with atomic adds (exact under concurrency), no clock read on the hot path. Records are removed
+//! when the thread group dies.
 //!
 //! These programs must never fail a syscall or block: every error path just returns 0.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
+    EbpfContext as _,
     bindings::{BPF_NOEXIST, pt_regs},
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_boot_ns,
-        bpf_probe_read_kernel, bpf_task_pt_regs,
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_boot_ns, bpf_task_pt_regs,
     },
     macros::{map, tracepoint},
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, PerCpuArray},
     programs::TracePointContext,
 };
-use memmon_common::{
-    DROP_COUNTERS_FULL, DROP_SLOTS, DROP_STATE_FULL, MAX_TRACKED_PROCESSES, ProcCounters, ProcState,
-};
+use memmon_common::{DROP_PROCS_FULL, DROP_SLOTS, MAX_TRACKED_PROCESSES, ProcRecord, ProcState};
 
 /// Offset of `long ret` in every `syscalls:sys_exit_*` record (stable ABI of syscall tracepoints).
 const SYS_EXIT_RET_OFFSET: usize = 16;
@@ -37,11 +40,7 @@ static PAGE_SIZE: u64 = 4096;
 static EXIT_GROUP_DEAD_OFFSET: u64 = 0;
 
 #[map]
-static PROC_COUNTERS: PerCpuHashMap<u32, ProcCounters> =
-    PerCpuHashMap::with_max_entries(MAX_TRACKED_PROCESSES, 0);
-
-#[map]
-static PROC_STATE: HashMap<u32, ProcState> = HashMap::with_max_entries(MAX_TRACKED_PROCESSES, 0);
+static PROCS: HashMap<u32, ProcRecord> = HashMap::with_max_entries(MAX_TRACKED_PROCESSES, 0);
 
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
@@ -75,80 +74,65 @@ pub fn memmon_process_exit(ctx: TracePointContext) -> u32 {
 }
 
 fn try_exit_mmap(ctx: &TracePointContext) -> Result<u32, u32> {
-    let ret = syscall_ret(ctx)?;
-    if is_err(ret) {
+    if is_err(syscall_ret(ctx)) {
         return Ok(0);
     }
     let bytes = page_round_up(second_syscall_arg()?);
-    let tgid = current_tgid();
-    let now = now_ns();
-    let counters = counters_for(tgid)?;
-    // SAFETY: `counters` points into this CPU's copy of a live map value; no other CPU writes it.
+    let rec = record_for(current_tgid())?;
+    // SAFETY: `rec` points to a live map value; every shared field is updated atomically.
     unsafe {
-        (*counters).mmap_count += 1;
-        (*counters).mmap_bytes += bytes;
+        add(&raw mut (*rec).counters.mmap_count, 1);
+        add(&raw mut (*rec).counters.mmap_bytes, bytes);
+        add_net(&raw mut (*rec).state, bytes as i64);
     }
-    let state = state_for(tgid, now)?;
-    // SAFETY: `state` points to a live map value; a concurrent writer can only make peak lag.
-    unsafe { add_net(state, bytes as i64, now) };
     Ok(0)
 }
 
 fn try_exit_munmap(ctx: &TracePointContext) -> Result<u32, u32> {
-    if syscall_ret(ctx)? != 0 {
+    if syscall_ret(ctx) != 0 {
         return Ok(0);
     }
     let bytes = page_round_up(second_syscall_arg()?);
-    let tgid = current_tgid();
-    let now = now_ns();
-    let counters = counters_for(tgid)?;
+    let rec = record_for(current_tgid())?;
     // SAFETY: as in `try_exit_mmap`.
     unsafe {
-        (*counters).munmap_count += 1;
-        (*counters).munmap_bytes += bytes;
+        add(&raw mut (*rec).counters.munmap_count, 1);
+        add(&raw mut (*rec).counters.munmap_bytes, bytes);
+        add_net(&raw mut (*rec).state, -(bytes as i64));
     }
-    let state = state_for(tgid, now)?;
-    // SAFETY: as in `try_exit_mmap`.
-    unsafe { add_net(state, -(bytes as i64), now) };
     Ok(0)
 }
 
 fn try_exit_brk(ctx: &TracePointContext) -> Result<u32, u32> {
     // brk returns the new break on success and the unchanged one on failure.
-    let new_brk = syscall_ret(ctx)?;
+    let new_brk = syscall_ret(ctx);
     if new_brk == 0 || is_err(new_brk) {
         return Ok(0);
     }
-    let tgid = current_tgid();
-    let now = now_ns();
-    let state = state_for(tgid, now)?;
-    // SAFETY: `state` points to a live map value of this process.
-    let last_brk = unsafe { (*state).last_brk };
-    if last_brk == new_brk {
-        return Ok(0);
-    }
-    // SAFETY: as above.
-    unsafe { (*state).last_brk = new_brk };
-    if last_brk == 0 {
-        // The first brk seen only learns where the break is.
-        return Ok(0);
-    }
-    let counters = counters_for(tgid)?;
-    if new_brk > last_brk {
-        let grown = new_brk - last_brk;
-        // SAFETY: as in `try_exit_mmap`.
-        unsafe {
-            (*counters).brk_grow_count += 1;
-            (*counters).brk_grow_bytes += grown;
-            add_net(state, grown as i64, now);
+    let rec = record_for(current_tgid())?;
+    // SAFETY: `rec` points to a live map value. brk calls of one process are serialised by the
+    // kernel (mmap lock), so `last_brk` needs no atomics.
+    unsafe {
+        let last_brk = (*rec).state.last_brk;
+        if last_brk == new_brk {
+            return Ok(0);
         }
-    } else {
-        let shrunk = last_brk - new_brk;
-        // SAFETY: as in `try_exit_mmap`.
-        unsafe {
-            (*counters).brk_shrink_count += 1;
-            (*counters).brk_shrink_bytes += shrunk;
-            add_net(state, -(shrunk as i64), now);
+        (*rec).state.last_brk = new_brk;
+        if last_brk == 0 {
+            // The first brk seen only learns where the break is.
+            return Ok(0);
+        }
+        let c = &raw mut (*rec).counters;
+        if new_brk > last_brk {
+            let grown = new_brk - last_brk;
+            add(&raw mut (*c).brk_grow_count, 1);
+            add(&raw mut (*c).brk_grow_bytes, grown);
+            add_net(&raw mut (*rec).state, grown as i64);
+        } else {
+            let shrunk = last_brk - new_brk;
+            add(&raw mut (*c).brk_shrink_count, 1);
+            add(&raw mut (*c).brk_shrink_bytes, shrunk);
+            add_net(&raw mut (*rec).state, -(shrunk as i64));
         }
     }
     Ok(0)
@@ -167,18 +151,25 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
         unsafe { ctx.read_at::<u8>(group_dead_offset as usize) }.map_err(|_| 0u32)? != 0
     };
     if group_dead {
-        let _ = PROC_COUNTERS.remove(&tgid);
-        let _ = PROC_STATE.remove(&tgid);
+        // Already absent is fine.
+        let _ = PROCS.remove(&tgid);
     }
     Ok(0)
 }
 
 #[inline(always)]
-fn syscall_ret(ctx: &TracePointContext) -> Result<u64, u32> {
-    // SAFETY: every sys_exit record has `long ret` at this offset.
-    unsafe { ctx.read_at::<i64>(SYS_EXIT_RET_OFFSET) }
-        .map(|r| r as u64)
-        .map_err(|_| 0u32)
+fn syscall_ret(ctx: &TracePointContext) -> u64 {
+    // SAFETY: every sys_exit record has `long ret` at this offset; tracepoint programs may load
+    // their record directly (the verifier checks the bounds), which avoids a probe-read call.
+    let ret = unsafe {
+        core::ptr::read_volatile(
+            ctx.as_ptr()
+                .cast::<u8>()
+                .add(SYS_EXIT_RET_OFFSET)
+                .cast::<i64>(),
+        )
+    };
+    ret as u64
 }
 
 #[inline(always)]
@@ -189,12 +180,6 @@ fn is_err(ret: u64) -> bool {
 #[inline(always)]
 fn current_tgid() -> u32 {
     (bpf_get_current_pid_tgid() >> 32) as u32
-}
-
-#[inline(always)]
-fn now_ns() -> u64 {
-    // SAFETY: helper without arguments, allowed in tracepoint programs.
-    unsafe { bpf_ktime_get_boot_ns() }
 }
 
 #[inline(always)]
@@ -210,86 +195,78 @@ fn page_round_up(len: u64) -> u64 {
 #[inline(always)]
 fn second_syscall_arg() -> Result<u64, u32> {
     // SAFETY: both helpers are allowed in tracing programs; the task is the current one, so its
-    // pt_regs stay valid for the duration of this program, and the read is checked.
+    // pt_regs stay valid while this program runs.
     unsafe {
         let task = bpf_get_current_task_btf();
         let regs = bpf_task_pt_regs(task) as *const pt_regs;
         if regs.is_null() {
             return Err(0);
         }
-        read_arg2(regs)
+        Ok(read_arg2(regs))
     }
 }
 
 #[cfg(bpf_target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn read_arg2(regs: *const pt_regs) -> Result<u64, u32> {
-    // SAFETY: `regs` is a kernel pointer; bpf_probe_read_kernel checks the access.
-    unsafe { bpf_probe_read_kernel(&(*regs).rsi) }
-        .map(|v| v as u64)
-        .map_err(|_| 0u32)
+unsafe fn read_arg2(regs: *const pt_regs) -> u64 {
+    // SAFETY: `regs` is the BTF-typed pointer bpf_task_pt_regs returned; the verifier turns this
+    // load into a fault-safe one.
+    unsafe { core::ptr::read_volatile(&(*regs).rsi) as u64 }
 }
 
 #[cfg(bpf_target_arch = "aarch64")]
 #[inline(always)]
-unsafe fn read_arg2(regs: *const pt_regs) -> Result<u64, u32> {
-    // SAFETY: `regs` is a kernel pointer; bpf_probe_read_kernel checks the access.
-    unsafe { bpf_probe_read_kernel(&(*regs).regs[1]) }.map_err(|_| 0u32)
+unsafe fn read_arg2(regs: *const pt_regs) -> u64 {
+    // SAFETY: as for x86_64.
+    unsafe { core::ptr::read_volatile(&(*regs).regs[1]) }
 }
 
 #[inline(always)]
-fn counters_for(tgid: u32) -> Result<*mut ProcCounters, u32> {
-    if let Some(ptr) = PROC_COUNTERS.get_ptr_mut(&tgid) {
+fn record_for(tgid: u32) -> Result<*mut ProcRecord, u32> {
+    if let Some(ptr) = PROCS.get_ptr_mut(&tgid) {
         return Ok(ptr);
     }
-    if PROC_COUNTERS
-        .insert(&tgid, &ProcCounters::default(), BPF_NOEXIST as u64)
-        .is_err()
-    {
-        // Either another CPU inserted it first (found below) or the map is full.
-        if let Some(ptr) = PROC_COUNTERS.get_ptr_mut(&tgid) {
-            return Ok(ptr);
-        }
-        count_drop(DROP_COUNTERS_FULL);
-        return Err(0);
-    }
-    PROC_COUNTERS.get_ptr_mut(&tgid).ok_or(0)
-}
-
-#[inline(always)]
-fn state_for(tgid: u32, now: u64) -> Result<*mut ProcState, u32> {
-    if let Some(ptr) = PROC_STATE.get_ptr_mut(&tgid) {
-        return Ok(ptr);
-    }
-    let fresh = ProcState {
-        first_seen_ns: now,
-        ..ProcState::default()
+    let fresh = ProcRecord {
+        state: ProcState {
+            // SAFETY: helper without arguments, allowed in tracepoint programs.
+            first_seen_ns: unsafe { bpf_ktime_get_boot_ns() },
+            ..ProcState::default()
+        },
+        ..ProcRecord::default()
     };
-    if PROC_STATE
-        .insert(&tgid, &fresh, BPF_NOEXIST as u64)
-        .is_err()
-    {
-        if let Some(ptr) = PROC_STATE.get_ptr_mut(&tgid) {
-            return Ok(ptr);
+    // Fails if another thread of the process inserted it first (found below) or the map is full.
+    let _ = PROCS.insert(&tgid, &fresh, BPF_NOEXIST as u64);
+    match PROCS.get_ptr_mut(&tgid) {
+        Some(ptr) => Ok(ptr),
+        None => {
+            count_drop(DROP_PROCS_FULL);
+            Err(0)
         }
-        count_drop(DROP_STATE_FULL);
-        return Err(0);
     }
-    PROC_STATE.get_ptr_mut(&tgid).ok_or(0)
+}
+
+/// Atomic add whose result is unused: a single BPF `lock xadd`, valid on every BPF CPU version.
+///
+/// # Safety
+/// `field` must point into a live map value.
+#[inline(always)]
+unsafe fn add(field: *mut u64, value: u64) {
+    // SAFETY: guaranteed by the caller; the result is deliberately ignored (no fetch needed).
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(field, value) };
 }
 
 /// # Safety
-/// `state` must point to a live `PROC_STATE` value.
+/// `state` must point into a live map value.
 #[inline(always)]
-unsafe fn add_net(state: *mut ProcState, delta: i64, now: u64) {
-    // SAFETY: guaranteed by the caller.
+unsafe fn add_net(state: *mut ProcState, delta: i64) {
+    // SAFETY: guaranteed by the caller. `net` is exact (atomic add); `peak_net` is a plain
+    // max that a racing thread can only make lag, never exceed the true peak.
     unsafe {
-        let net = (*state).net.wrapping_add(delta);
-        (*state).net = net;
+        add((&raw mut (*state).net).cast::<u64>(), delta as u64);
+        let net = core::ptr::read_volatile(&raw const (*state).net);
         if net > (*state).peak_net {
             (*state).peak_net = net;
         }
-        (*state).last_update_ns = now;
     }
 }
 

@@ -14,7 +14,9 @@ use procfs::{Current as _, Meminfo};
 use crate::proc_scan::{self, ProcSample, ProcScanner, ScanError};
 
 #[cfg(feature = "ebpf")]
-use crate::tracker::{KernelRecord, Tracker};
+use crate::tracker::Tracker;
+#[cfg(feature = "ebpf")]
+use memmon_common::ProcRecord;
 
 /// Stale kernel entries (exits the programs could not see) are swept this often, in ticks.
 #[cfg(feature = "ebpf")]
@@ -39,6 +41,19 @@ pub struct Collector {
     tracker: Option<Tracker>,
     #[cfg(feature = "ebpf")]
     ticks_since_gc: u32,
+    /// When each process's counters last changed, to date its last activity.
+    #[cfg(feature = "ebpf")]
+    activity: std::collections::HashMap<u32, Activity>,
+    tick: u64,
+    taken_at_unix_ms: u64,
+}
+
+#[cfg(feature = "ebpf")]
+struct Activity {
+    start_time: u64,
+    ops: u64,
+    changed_unix_ms: u64,
+    seen_tick: u64,
 }
 
 impl Collector {
@@ -81,6 +96,10 @@ impl Collector {
             tracker: None,
             #[cfg(feature = "ebpf")]
             ticks_since_gc: 0,
+            #[cfg(feature = "ebpf")]
+            activity: std::collections::HashMap::new(),
+            tick: 0,
+            taken_at_unix_ms: 0,
         }
     }
 
@@ -98,6 +117,8 @@ impl Collector {
         let taken_at_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        self.tick += 1;
+        self.taken_at_unix_ms = taken_at_unix_ms;
         self.scanner.scan(&mut self.samples)?;
         let system = system_memory()?;
         let samples = std::mem::take(&mut self.samples);
@@ -133,7 +154,24 @@ impl Collector {
             tracker.forget(sample.pid);
             return None;
         }
-        Some(alloc_from(&record))
+        let ops = record.counters.alloc_count() + record.counters.free_count();
+        let (tick, now) = (self.tick, self.taken_at_unix_ms);
+        let activity = self.activity.entry(sample.pid).or_insert(Activity {
+            start_time: sample.start_time,
+            ops,
+            changed_unix_ms: now,
+            seen_tick: tick,
+        });
+        if activity.start_time != sample.start_time || activity.ops != ops {
+            *activity = Activity {
+                start_time: sample.start_time,
+                ops,
+                changed_unix_ms: now,
+                seen_tick: tick,
+            };
+        }
+        activity.seen_tick = tick;
+        Some(alloc_from(&record, activity.changed_unix_ms))
     }
 
     #[cfg(not(feature = "ebpf"))]
@@ -146,6 +184,8 @@ impl Collector {
         let Some(tracker) = self.tracker.as_mut() else {
             return 0;
         };
+        let tick = self.tick;
+        self.activity.retain(|_, a| a.seen_tick == tick);
         self.ticks_since_gc += 1;
         if self.ticks_since_gc >= GC_EVERY_TICKS {
             self.ticks_since_gc = 0;
@@ -183,7 +223,7 @@ pub fn recorded_before_start(first_seen_ns: u64, start_time_ticks: u64, ns_per_t
 }
 
 #[cfg(feature = "ebpf")]
-fn alloc_from(record: &KernelRecord) -> AllocStats {
+fn alloc_from(record: &ProcRecord, last_activity_unix_ms: u64) -> AllocStats {
     let c = &record.counters;
     let net_mapped = c.net_mapped();
     AllocStats {
@@ -197,7 +237,7 @@ fn alloc_from(record: &KernelRecord) -> AllocStats {
         net_mapped,
         // The shared peak can lag under truly concurrent mapping; never below the exact net.
         peak_net_mapped: record.state.peak_net.max(net_mapped),
-        last_update_ns: record.state.last_update_ns,
+        last_activity_unix_ms,
     }
 }
 

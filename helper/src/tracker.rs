@@ -8,16 +8,18 @@ use std::{collections::HashSet, fs};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
     programs::TracePoint,
 };
 use memmon_common::{
-    GLOBAL_EXIT_GROUP_DEAD_OFFSET, GLOBAL_PAGE_SIZE, MAP_DROPS, MAP_PROC_COUNTERS, MAP_PROC_STATE,
-    ProcCounters, ProcState,
+    GLOBAL_EXIT_GROUP_DEAD_OFFSET, GLOBAL_PAGE_SIZE, MAP_DROPS, MAP_PROCS, ProcRecord,
 };
 
 /// The object built by build.rs (empty when bpf-linker was missing at build time).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memmon"));
+
+/// Benchmark baseline: empty programs on the same tracepoints (see `ebpf/src/empty.rs`).
+static EMPTY_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memmon-empty"));
 
 /// (program, category, tracepoint)
 const PROGRAMS: [(&str, &str, &str); 4] = [
@@ -56,18 +58,44 @@ pub enum TrackerError {
     },
 }
 
-/// What the kernel recorded for one process.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelRecord {
-    pub counters: ProcCounters,
-    pub state: ProcState,
+/// Loads and attaches the empty baseline programs (benchmarks only); dropping the result
+/// detaches them.
+#[doc(hidden)]
+pub fn attach_empty_baseline() -> Result<Ebpf, TrackerError> {
+    if EMPTY_OBJECT.is_empty() {
+        return Err(TrackerError::NoObject);
+    }
+    let mut ebpf = EbpfLoader::new()
+        .load(EMPTY_OBJECT)
+        .map_err(TrackerError::Load)?;
+    for (program, category, name) in PROGRAMS {
+        let program = program.replacen("memmon_", "empty_", 1);
+        let tp: &mut TracePoint = ebpf
+            .program_mut(&program)
+            .ok_or(TrackerError::Missing("an empty baseline program"))?
+            .try_into()
+            .map_err(|source| TrackerError::Attach {
+                program: "empty",
+                category,
+                name,
+                source,
+            })?;
+        tp.load()
+            .and_then(|()| tp.attach(category, name).map(drop))
+            .map_err(|source| TrackerError::Attach {
+                program: "empty",
+                category,
+                name,
+                source,
+            })?;
+    }
+    Ok(ebpf)
 }
 
 pub struct Tracker {
     // Keeps programs and links alive; dropping it detaches them.
     _ebpf: Ebpf,
-    counters: PerCpuHashMap<MapData, u32, ProcCounters>,
-    state: BpfHashMap<MapData, u32, ProcState>,
+    procs: BpfHashMap<MapData, u32, ProcRecord>,
     drops: PerCpuArray<MapData, u64>,
 }
 
@@ -84,6 +112,9 @@ impl Tracker {
         }
         let group_dead_offset = exit_group_dead_offset();
         let mut ebpf = EbpfLoader::new()
+            // The programs carry no CO-RE relocations; parsing the kernel's BTF (~6 MB) would
+            // only double the helper's peak memory.
+            .btf(None)
             .override_global(GLOBAL_PAGE_SIZE, &page_size, true)
             .override_global(GLOBAL_EXIT_GROUP_DEAD_OFFSET, &group_dead_offset, true)
             .load(OBJECT)
@@ -111,50 +142,32 @@ impl Tracker {
                     source,
                 })?;
         }
-        let counters = take_map(&mut ebpf, MAP_PROC_COUNTERS)?;
-        let state = take_map(&mut ebpf, MAP_PROC_STATE)?;
+        let procs = take_map(&mut ebpf, MAP_PROCS)?;
         let drops = take_map(&mut ebpf, MAP_DROPS)?;
         Ok(Tracker {
             _ebpf: ebpf,
-            counters,
-            state,
+            procs,
             drops,
         })
     }
 
-    /// The record for `tgid`, summed over CPUs; `None` if the kernel has seen no call from it.
-    pub fn record(&self, tgid: u32) -> Option<KernelRecord> {
-        let state = self.state.get(&tgid, 0).ok();
-        let counters = self.counters.get(&tgid, 0).ok().map(|per_cpu| {
-            let mut sum = ProcCounters::default();
-            for c in per_cpu.iter() {
-                sum.accumulate(c);
-            }
-            sum
-        });
-        if state.is_none() && counters.is_none() {
-            return None;
-        }
-        Some(KernelRecord {
-            counters: counters.unwrap_or_default(),
-            state: state.unwrap_or_default(),
-        })
+    /// What the kernel recorded for `tgid`; `None` if it has seen no call from it.
+    pub fn record(&self, tgid: u32) -> Option<ProcRecord> {
+        self.procs.get(&tgid, 0).ok()
     }
 
     /// Forgets a process's record (a stale entry left by a PID's previous owner).
     pub fn forget(&mut self, tgid: u32) {
         // Already gone is fine.
-        let _ = self.counters.remove(&tgid);
-        let _ = self.state.remove(&tgid);
+        let _ = self.procs.remove(&tgid);
     }
 
-    /// Removes entries of processes not in `alive` (exits the kernel side could not see).
+    /// Removes records of processes not in `alive` (exits the kernel side could not see).
     pub fn retain(&mut self, alive: &HashSet<u32>) -> usize {
         let stale: Vec<u32> = self
-            .state
+            .procs
             .keys()
             .filter_map(Result::ok)
-            .chain(self.counters.keys().filter_map(Result::ok))
             .filter(|pid| !alive.contains(pid))
             .collect();
         for &pid in &stale {
