@@ -3,11 +3,12 @@
 #   - llvm-22-dev + bpf-linker 0.13.0: link the eBPF programs
 #   - rust-src for the stable toolchain: -Z build-std=core for the bpfel target
 #   - tracefs mounted: tracepoints are attached through it
+#   - dbus-daemon, polkitd, bpftool, util-linux, passwd, make: the hermetic system-bus tests
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-apt_packages=(llvm-22-dev util-linux)
+apt_packages=(llvm-22-dev util-linux dbus-daemon dbus-bin polkitd bpftool passwd make python3)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

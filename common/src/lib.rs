@@ -19,6 +19,11 @@ pub const GLOBAL_PAGE_SIZE: &str = "PAGE_SIZE";
 /// has no such field (then the thread-group leader's exit ends the process).
 pub const GLOBAL_EXIT_GROUP_DEAD_OFFSET: &str = "EXIT_GROUP_DEAD_OFFSET";
 
+/// Globals: device and inode of the helper's PID namespace (`/proc/self/ns/pid`), both 0 in the
+/// initial namespace. Kernel programs then report PIDs as that namespace numbers them.
+pub const GLOBAL_PIDNS_DEV: &str = "PIDNS_DEV";
+pub const GLOBAL_PIDNS_INO: &str = "PIDNS_INO";
+
 /// Drop slot: a new process could not be added to [`MAP_PROCS`].
 pub const DROP_PROCS_FULL: u32 = 0;
 pub const DROP_SLOTS: u32 = 1;

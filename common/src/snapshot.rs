@@ -175,7 +175,7 @@ impl SortKey {
     /// The numeric value of this column for `row`; `None` sorts below every value.
     fn number(self, row: &ProcessRow) -> Option<i128> {
         let alloc = row.alloc.as_ref();
-        let n = match self {
+        match self {
             SortKey::Pid => Some(i128::from(row.pid)),
             SortKey::Name => None,
             SortKey::Rss => row.rss_kb.map(i128::from),
@@ -192,8 +192,7 @@ impl SortKey {
             SortKey::PeakNet => alloc.map(|a| i128::from(a.peak_net_mapped)),
             SortKey::Allocated => alloc.map(|a| i128::from(a.total_allocated)),
             SortKey::Freed => alloc.map(|a| i128::from(a.total_freed)),
-        };
-        n
+        }
     }
 
     /// Orders two rows by this column alone (ascending).

@@ -17,7 +17,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::{BPF_NOEXIST, pt_regs},
+    bindings::{BPF_NOEXIST, bpf_pidns_info, pt_regs},
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_boot_ns, bpf_task_pt_regs,
     },
@@ -38,6 +38,13 @@ static PAGE_SIZE: u64 = 4096;
 /// Set by user space before loading (see `memmon_common::GLOBAL_EXIT_GROUP_DEAD_OFFSET`).
 #[unsafe(no_mangle)]
 static EXIT_GROUP_DEAD_OFFSET: u64 = 0;
+/// The helper's PID namespace (device and inode of /proc/self/ns/pid), or 0/0 when it runs in
+/// the initial namespace: PIDs are then reported as that namespace numbers them, matching the
+/// helper's /proc (see `memmon_common::GLOBAL_PIDNS_DEV`).
+#[unsafe(no_mangle)]
+static PIDNS_DEV: u64 = 0;
+#[unsafe(no_mangle)]
+static PIDNS_INO: u64 = 0;
 
 #[map]
 static PROCS: HashMap<u32, ProcRecord> = HashMap::with_max_entries(MAX_TRACKED_PROCESSES, 0);
@@ -78,7 +85,7 @@ fn try_exit_mmap(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     }
     let bytes = page_round_up(second_syscall_arg()?);
-    let rec = record_for(current_tgid())?;
+    let rec = record_for(current_tgid()?)?;
     // SAFETY: `rec` points to a live map value; every shared field is updated atomically.
     unsafe {
         add(&raw mut (*rec).counters.mmap_count, 1);
@@ -93,7 +100,7 @@ fn try_exit_munmap(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     }
     let bytes = page_round_up(second_syscall_arg()?);
-    let rec = record_for(current_tgid())?;
+    let rec = record_for(current_tgid()?)?;
     // SAFETY: as in `try_exit_mmap`.
     unsafe {
         add(&raw mut (*rec).counters.munmap_count, 1);
@@ -109,7 +116,7 @@ fn try_exit_brk(ctx: &TracePointContext) -> Result<u32, u32> {
     if new_brk == 0 || is_err(new_brk) {
         return Ok(0);
     }
-    let rec = record_for(current_tgid())?;
+    let rec = record_for(current_tgid()?)?;
     // SAFETY: `rec` points to a live map value. brk calls of one process are serialised by the
     // kernel (mmap lock), so `last_brk` needs no atomics.
     unsafe {
@@ -139,13 +146,12 @@ fn try_exit_brk(ctx: &TracePointContext) -> Result<u32, u32> {
 }
 
 fn try_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
+    let (pid, tgid) = current_pid_tgid()?;
     // SAFETY: a `static` the loader may have rewritten; volatile so the value is not folded.
     let group_dead_offset = unsafe { core::ptr::read_volatile(&EXIT_GROUP_DEAD_OFFSET) };
     let group_dead = if group_dead_offset == 0 {
         // Older kernels: the process ends with its thread-group leader.
-        pid_tgid as u32 == tgid
+        pid == tgid
     } else {
         // SAFETY: the offset was read from this tracepoint's format file by user space.
         unsafe { ctx.read_at::<u8>(group_dead_offset as usize) }.map_err(|_| 0u32)? != 0
@@ -177,9 +183,40 @@ fn is_err(ret: u64) -> bool {
     ret > u64::MAX - MAX_ERRNO
 }
 
+/// (thread id, thread-group id) as the helper's PID namespace sees them; an error for a task
+/// outside that namespace (it is not one of the helper's processes).
 #[inline(always)]
-fn current_tgid() -> u32 {
-    (bpf_get_current_pid_tgid() >> 32) as u32
+fn current_pid_tgid() -> Result<(u32, u32), u32> {
+    // SAFETY: `static`s the loader may have rewritten; volatile so they are not folded.
+    let (dev, ino) = unsafe {
+        (
+            core::ptr::read_volatile(&PIDNS_DEV),
+            core::ptr::read_volatile(&PIDNS_INO),
+        )
+    };
+    if ino == 0 {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        return Ok((pid_tgid as u32, (pid_tgid >> 32) as u32));
+    }
+    let mut info = bpf_pidns_info { pid: 0, tgid: 0 };
+    // SAFETY: the helper writes `size` bytes into `info`, a stack struct of that size.
+    let rc = unsafe {
+        aya_ebpf::helpers::generated::bpf_get_ns_current_pid_tgid(
+            dev,
+            ino,
+            &mut info,
+            core::mem::size_of::<bpf_pidns_info>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(0);
+    }
+    Ok((info.pid, info.tgid))
+}
+
+#[inline(always)]
+fn current_tgid() -> Result<u32, u32> {
+    current_pid_tgid().map(|(_, tgid)| tgid)
 }
 
 #[inline(always)]

@@ -3,7 +3,10 @@
 //! its embedded mode; the `memmon-helper` binary uses all of it.
 
 pub mod collector;
+pub mod dbus;
+pub mod history;
 pub mod proc_scan;
+pub mod service;
 #[cfg(feature = "ebpf")]
 pub mod tracker;
 

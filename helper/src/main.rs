@@ -12,7 +12,11 @@ use std::{
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use memmon_common::snapshot::{Mode, ProcessRow, Snapshot, SortKey, top_by};
-use memmon_helper::Collector;
+use memmon_helper::{
+    Collector,
+    dbus::{BUS_NAME, Helper1Proxy, MAX_LIMIT},
+    service::{self, ServeOptions},
+};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +33,22 @@ struct Cli {
 enum Command {
     /// Print the top processes by a memory column.
     Snapshot(SnapshotArgs),
+    /// Run the system service io.github.memmon.Helper1 (what D-Bus activation starts).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Exit after SECS without an authorised client (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    idle_exit: u64,
+    /// Default collection interval in milliseconds (250..=10000).
+    #[arg(long, default_value_t = memmon_helper::dbus::DEFAULT_INTERVAL_MS,
+          value_parser = clap::value_parser!(u32).range(250..=10_000))]
+    interval_ms: u32,
+    /// Do not load eBPF programs.
+    #[arg(long)]
+    no_ebpf: bool,
 }
 
 #[derive(clap::Args)]
@@ -52,6 +72,10 @@ struct SnapshotArgs {
     /// Do not load eBPF programs even when running as root.
     #[arg(long)]
     no_ebpf: bool,
+    /// Ask the running service (io.github.memmon.Helper1 on the system bus) as the calling user,
+    /// instead of reading /proc here; --top is then at most 1000.
+    #[arg(long, conflicts_with = "no_ebpf")]
+    bus: bool,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -91,6 +115,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Snapshot(args) => snapshot(&args),
+        Command::Serve(args) => serve(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,28 +134,104 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let options = ServeOptions {
+        idle_exit: (args.idle_exit > 0).then(|| Duration::from_secs(args.idle_exit)),
+        interval_ms: args.interval_ms,
+        use_ebpf: !args.no_ebpf,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let exit = runtime.block_on(service::serve(options))?;
+    log::info!("exiting: {exit:?}");
+    Ok(())
+}
+
+/// Where snapshots come from: this process's own collector, or the running service.
+enum Source {
+    Local(Box<Collector>),
+    Bus {
+        runtime: tokio::runtime::Runtime,
+        proxy: Helper1Proxy<'static>,
+    },
+}
+
+impl Source {
+    fn open(args: &SnapshotArgs) -> anyhow::Result<Source> {
+        if args.bus {
+            if args.top > MAX_LIMIT {
+                anyhow::bail!(
+                    "--top {} is too many with --bus: the service returns at most {MAX_LIMIT}",
+                    args.top
+                );
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let proxy = runtime.block_on(async {
+                let conn = zbus::Connection::system()
+                    .await
+                    .context("connecting to the system bus")?;
+                Helper1Proxy::new(&conn)
+                    .await
+                    .context("creating the Helper1 proxy")
+            })?;
+            return Ok(Source::Bus { runtime, proxy });
+        }
+        let collector = if args.no_ebpf {
+            Collector::embedded("eBPF disabled by --no-ebpf — /proc data only")
+        } else {
+            Collector::with_ebpf()
+        };
+        if collector.mode() != Mode::Full
+            && let Some(reason) = collector.mode_reason()
+        {
+            eprintln!("memmon-helper: {reason}");
+        }
+        Ok(Source::Local(Box::new(collector)))
+    }
+
+    fn next(&mut self, args: &SnapshotArgs) -> anyhow::Result<Snapshot> {
+        match self {
+            Source::Local(collector) => {
+                let mut snap = collector.collect().context("collecting a snapshot")?;
+                snap.processes = top_by(
+                    &snap.processes,
+                    args.sort,
+                    !args.ascending,
+                    args.top as usize,
+                );
+                Ok(snap)
+            }
+            Source::Bus { runtime, proxy } => {
+                let json = runtime
+                    .block_on(proxy.get_snapshot(args.sort.as_str(), !args.ascending, args.top))
+                    .map_err(describe_bus_error)?;
+                serde_json::from_str(&json).context("the service sent an unreadable snapshot")
+            }
+        }
+    }
+}
+
+/// Turns a D-Bus error into the sentence a user needs.
+fn describe_bus_error(err: zbus::Error) -> anyhow::Error {
+    match err {
+        zbus::Error::MethodError(name, Some(message), _) => anyhow::anyhow!("{name}: {message}"),
+        zbus::Error::MethodError(name, None, _) => anyhow::anyhow!("{name}"),
+        other => anyhow::anyhow!("asking {BUS_NAME}: {other}"),
+    }
+}
+
 fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     install_signal_handlers()?;
-    let mut collector = if args.no_ebpf {
-        Collector::embedded("eBPF disabled by --no-ebpf — /proc data only")
-    } else {
-        Collector::with_ebpf()
-    };
-    if collector.mode() != Mode::Full
-        && let Some(reason) = collector.mode_reason()
-    {
-        eprintln!("memmon-helper: {reason}");
-    }
+    let mut source = Source::open(args)?;
     let stdout = io::stdout();
     loop {
         let tick = Instant::now();
-        let mut snap = collector.collect().context("collecting a snapshot")?;
-        snap.processes = top_by(
-            &snap.processes,
-            args.sort,
-            !args.ascending,
-            args.top as usize,
-        );
+        let snap = source.next(args)?;
         let mut out = stdout.lock();
         if args.json {
             serde_json::to_writer(&mut out, &snap).context("writing JSON")?;

@@ -12,7 +12,8 @@ use aya::{
     programs::TracePoint,
 };
 use memmon_common::{
-    GLOBAL_EXIT_GROUP_DEAD_OFFSET, GLOBAL_PAGE_SIZE, MAP_DROPS, MAP_PROCS, ProcRecord,
+    GLOBAL_EXIT_GROUP_DEAD_OFFSET, GLOBAL_PAGE_SIZE, GLOBAL_PIDNS_DEV, GLOBAL_PIDNS_INO, MAP_DROPS,
+    MAP_PROCS, ProcRecord,
 };
 
 /// The object built by build.rs (empty when bpf-linker was missing at build time).
@@ -46,7 +47,7 @@ pub enum TrackerError {
         category: &'static str,
         name: &'static str,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("the eBPF object lacks {0}")]
     Missing(&'static str),
@@ -68,27 +69,7 @@ pub fn attach_empty_baseline() -> Result<Ebpf, TrackerError> {
     let mut ebpf = EbpfLoader::new()
         .load(EMPTY_OBJECT)
         .map_err(TrackerError::Load)?;
-    for (program, category, name) in PROGRAMS {
-        let program = program.replacen("memmon_", "empty_", 1);
-        let tp: &mut TracePoint = ebpf
-            .program_mut(&program)
-            .ok_or(TrackerError::Missing("an empty baseline program"))?
-            .try_into()
-            .map_err(|source| TrackerError::Attach {
-                program: "empty",
-                category,
-                name,
-                source,
-            })?;
-        tp.load()
-            .and_then(|()| tp.attach(category, name).map(drop))
-            .map_err(|source| TrackerError::Attach {
-                program: "empty",
-                category,
-                name,
-                source,
-            })?;
-    }
+    attach_all(&mut ebpf, "empty_")?;
     Ok(ebpf)
 }
 
@@ -111,37 +92,18 @@ impl Tracker {
             ensure_tracefs();
         }
         let group_dead_offset = exit_group_dead_offset();
+        let (pidns_dev, pidns_ino) = own_pid_namespace();
         let mut ebpf = EbpfLoader::new()
-            // The programs carry no CO-RE relocations; parsing the kernel's BTF (~6 MB) would
-            // only double the helper's peak memory.
-            .btf(None)
             .override_global(GLOBAL_PAGE_SIZE, &page_size, true)
             .override_global(GLOBAL_EXIT_GROUP_DEAD_OFFSET, &group_dead_offset, true)
+            .override_global(GLOBAL_PIDNS_DEV, &pidns_dev, true)
+            .override_global(GLOBAL_PIDNS_INO, &pidns_ino, true)
             .load(OBJECT)
             .map_err(|e| match e {
                 _ if uid != 0 => TrackerError::NotRoot { uid },
                 e => TrackerError::Load(e),
             })?;
-        for (program, category, name) in PROGRAMS {
-            let tp: &mut TracePoint = ebpf
-                .program_mut(program)
-                .ok_or(TrackerError::Missing(program))?
-                .try_into()
-                .map_err(|source| TrackerError::Attach {
-                    program,
-                    category,
-                    name,
-                    source,
-                })?;
-            tp.load()
-                .and_then(|()| tp.attach(category, name).map(drop))
-                .map_err(|source| TrackerError::Attach {
-                    program,
-                    category,
-                    name,
-                    source,
-                })?;
-        }
+        attach_all(&mut ebpf, "memmon_")?;
         let procs = take_map(&mut ebpf, MAP_PROCS)?;
         let drops = take_map(&mut ebpf, MAP_DROPS)?;
         Ok(Tracker {
@@ -186,12 +148,45 @@ impl Tracker {
     }
 }
 
+/// Loads every program of `PROGRAMS` (named with `prefix` instead of `memmon_`) and attaches it.
+fn attach_all(ebpf: &mut Ebpf, prefix: &str) -> Result<(), TrackerError> {
+    for (program, category, name) in PROGRAMS {
+        let attach_err = |source| TrackerError::Attach {
+            program,
+            category,
+            name,
+            source: Box::new(source),
+        };
+        let tp: &mut TracePoint = ebpf
+            .program_mut(&program.replacen("memmon_", prefix, 1))
+            .ok_or(TrackerError::Missing(program))?
+            .try_into()
+            .map_err(attach_err)?;
+        tp.load()
+            .and_then(|()| tp.attach(category, name).map(drop))
+            .map_err(attach_err)?;
+    }
+    Ok(())
+}
+
 fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, TrackerError>
 where
     M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
     let map = ebpf.take_map(name).ok_or(TrackerError::Missing(name))?;
     M::try_from(map).map_err(|source| TrackerError::Map { name, source })
+}
+
+/// (device, inode) of this process's PID namespace, or (0, 0) in the initial one, where the
+/// kernel's plain PIDs already match /proc (and the cheaper helper is used).
+fn own_pid_namespace() -> (u64, u64) {
+    /// `PROC_PID_INIT_INO`: the initial PID namespace's inode number.
+    const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
+    use std::os::unix::fs::MetadataExt as _;
+    match fs::metadata("/proc/self/ns/pid") {
+        Ok(m) if m.ino() != INIT_PID_NS_INO => (m.dev(), m.ino()),
+        _ => (0, 0),
+    }
 }
 
 /// Tracepoints are attached through tracefs; systemd mounts it, minimal systems may not.

@@ -197,7 +197,7 @@ fn sigterm_and_sigint_detach_the_programs_and_exit_0() {
     }
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let before = memmon_programs_loaded();
-        let mut child = Command::new(HELPER)
+        let child = Command::new(HELPER)
             .args(["snapshot", "--json", "--watch", "0.2", "--top", "1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

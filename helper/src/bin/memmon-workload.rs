@@ -216,8 +216,8 @@ fn map_unmap(
         unsafe { libc::munmap(addr as *mut libc::c_void, size) };
     }
     for _ in 0..failed_munmaps {
-        // SAFETY: an unaligned address always fails with EINVAL and unmaps nothing.
-        unsafe { libc::munmap(1 as *mut libc::c_void, 4096) };
+        // SAFETY: an unaligned address (1) always fails with EINVAL and unmaps nothing.
+        unsafe { libc::munmap(std::ptr::dangling_mut::<libc::c_void>(), 4096) };
     }
 }
 

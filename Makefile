@@ -1,0 +1,42 @@
+# Installs Memory Monitor's binaries and system integration files.
+#   make                      build release binaries
+#   make install PREFIX=/usr  install (DESTDIR for staging); PROFILE=debug installs debug builds
+#   make uninstall PREFIX=/usr
+PREFIX ?= /usr/local
+DESTDIR ?=
+PROFILE ?= release
+CARGO ?= cargo
+BINDIR = $(PREFIX)/bin
+DATADIR = $(PREFIX)/share
+# D-Bus reads system policies and services from /usr/share (and /etc); polkit reads actions from
+# /usr/share/polkit-1/actions only, so these go there whatever the prefix.
+DBUS_POLICYDIR ?= /usr/share/dbus-1/system.d
+DBUS_SERVICEDIR ?= /usr/share/dbus-1/system-services
+POLKIT_ACTIONDIR ?= /usr/share/polkit-1/actions
+SYSTEMD_UNITDIR ?= /usr/lib/systemd/system
+TARGET = target/$(PROFILE)
+
+.PHONY: all build install uninstall
+all: build
+
+build:
+	$(CARGO) build --locked $(if $(filter release,$(PROFILE)),--release,) -p memmon-helper --bin memmon-helper
+
+install:
+	@test -x $(TARGET)/memmon-helper || { echo "run 'make' (or PROFILE=$(PROFILE) build) first"; exit 1; }
+	install -D -m 0755 $(TARGET)/memmon-helper $(DESTDIR)$(BINDIR)/memmon-helper
+	install -D -m 0644 packaging/dbus/io.github.memmon.Helper1.conf $(DESTDIR)$(DBUS_POLICYDIR)/io.github.memmon.Helper1.conf
+	install -d $(DESTDIR)$(DBUS_SERVICEDIR) $(DESTDIR)$(SYSTEMD_UNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' packaging/dbus/io.github.memmon.Helper1.service.in > $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service
+	sed 's|@BINDIR@|$(BINDIR)|g' packaging/systemd/memmon-helper.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service
+	chmod 0644 $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service
+	install -D -m 0644 packaging/polkit/io.github.memmon.policy $(DESTDIR)$(POLKIT_ACTIONDIR)/io.github.memmon.policy
+	@if [ -z "$(DESTDIR)" ] && command -v dbus-send >/dev/null && [ -S /run/dbus/system_bus_socket ]; then \
+	  dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig || true; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/memmon-helper \
+	  $(DESTDIR)$(DBUS_POLICYDIR)/io.github.memmon.Helper1.conf \
+	  $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service \
+	  $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service \
+	  $(DESTDIR)$(POLKIT_ACTIONDIR)/io.github.memmon.policy

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Hermetic system-bus tests: a real dbus-daemon --system, real polkitd, the helper installed with
+# `make install PREFIX=/usr` into throw-away overlays of /usr and /etc, D-Bus activation through
+# the real setuid launch helper, and clients running as non-root test users. Everything happens
+# in private PID and mount namespaces, so the machine is untouched and no daemon survives.
+# Needs root. Usage: tests/bus/run.sh [PROFILE]   (binaries from target/PROFILE, default debug)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+profile=${1:-debug}
+
+if [ "${MEMMON_BUS_INSIDE:-}" != 1 ]; then
+  [ "$(id -u)" = 0 ] || { echo "bus tests need root"; [ "${CI:-}" = true ] && exit 1; exit 0; }
+  for b in memmon-helper memmon-workload; do
+    [ -x "target/$profile/$b" ] || { echo "target/$profile/$b missing: build it first"; exit 1; }
+  done
+  export MEMMON_BUS_INSIDE=1
+  exec unshare --pid --fork --mount --propagation private --mount-proc bash "$0" "$@"
+fi
+
+pass=0; fail=0
+ok()   { pass=$((pass + 1)); echo "ok   $*"; }
+bad()  { fail=$((fail + 1)); echo "FAIL $*"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+
+tmp=$(mktemp -d /tmp/memmon-bus.XXXXXX)
+chmod 755 "$tmp"
+for d in usr etc var; do
+  mkdir -p "$tmp/$d-up" "$tmp/$d-work"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$tmp/$d-up,workdir=$tmp/$d-work" "/$d"
+done
+mount -t tmpfs tmpfs /run/dbus 2>/dev/null || { mkdir -p /run/dbus && mount -t tmpfs tmpfs /run/dbus; }
+mkdir -p "$tmp/bin"
+cp "target/$profile/memmon-workload" "$tmp/bin/"
+chmod -R a+rx "$tmp/bin"
+
+# The project's real install into the overlaid /usr.
+make -s install PREFIX=/usr PROFILE="$profile" >/dev/null || { echo "make install failed"; exit 1; }
+# Test users: t1 in the group a rule will grant, t2 not.
+groupadd -f memmon-readers
+id memmon-t1 >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin -G memmon-readers memmon-t1
+id memmon-t2 >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin memmon-t2
+mkdir -p /etc/polkit-1/rules.d
+rm -f /etc/polkit-1/rules.d/*memmon*
+
+dbus-daemon --system --nofork --nopidfile --nosyslog & bus_pid=$!
+for _ in $(seq 100); do [ -S /run/dbus/system_bus_socket ] && break; sleep 0.02; done
+/usr/lib/polkit-1/polkitd --no-debug >/dev/null 2>&1 & polkit_pid=$!
+
+as() { local user=$1; shift; setpriv --reuid "$user" --regid "$(id -g "$user")" --init-groups -- "$@"; }
+call() { # call USER METHOD [ARGS...]: raw D-Bus call, prints the reply or the error
+  local user=$1 method=$2; shift 2
+  local cmd=(dbus-send --system --print-reply --reply-timeout=10000 --dest=io.github.memmon.Helper1
+             /io/github/memmon/Helper1 "io.github.memmon.Helper1.$method" "$@")
+  if [ "$user" = root ]; then "${cmd[@]}" 2>&1; else as "$user" "${cmd[@]}" 2>&1; fi
+}
+has_owner() {
+  dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner \
+    "string:$1" 2>/dev/null | grep -q 'boolean true'
+}
+wait_for() { local i; for i in $(seq "${2:-250}"); do eval "$1" && return 0; sleep 0.02; done; return 1; }
+helper_pid() {
+  dbus-send --system --print-reply --dest=org.freedesktop.DBus / \
+    org.freedesktop.DBus.GetConnectionUnixProcessID string:io.github.memmon.Helper1 2>/dev/null |
+    awk '/uint32/ {print $2}'
+}
+memmon_programs() { bpftool prog show 2>/dev/null | grep -c 'name memmon_'; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+
+check "polkitd is on the bus" wait_for "has_owner org.freedesktop.PolicyKit1"
+
+# --- activation and GetInfo -------------------------------------------------------------------
+check "the helper is not running before the first call" bash -c '! dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner string:io.github.memmon.Helper1 | grep -q true'
+info=$(call root GetInfo)
+check "first call activates the helper and GetInfo answers (root)" grep -q '"mode"' <<<"$info"
+check "the activated helper runs in Full mode" grep -A1 '"mode"' <<<"$info" | grep -q '"full"'
+check "the helper runs as root" bash -c "[ \"\$(stat -c %u /proc/$(helper_pid))\" = 0 ]"
+
+if [ -n "${MEMMON_DUMP_INTROSPECTION:-}" ]; then
+  dbus-send --system --print-reply=literal --dest=io.github.memmon.Helper1 /io/github/memmon/Helper1 \
+    org.freedesktop.DBus.Introspectable.Introspect > "$MEMMON_DUMP_INTROSPECTION"
+fi
+
+# --- authorisation ----------------------------------------------------------------------------
+out=$(call memmon-t1 GetSnapshot string:rss boolean:true uint32:10)
+check "a user without a rule is NotAuthorized" grep -q 'io.github.memmon.Helper1.Error.NotAuthorized' <<<"$out"
+check "... with a clear message" grep -q 'polkit denies io.github.memmon.monitor' <<<"$out"
+out=$(as memmon-t1 "$tmp/bin/../bin/memmon-workload" --help >/dev/null 2>&1; as memmon-t1 /usr/bin/memmon-helper snapshot --bus 2>&1)
+check "the CLI reports the denial and fails" grep -q 'NotAuthorized' <<<"$out"
+
+cat > /etc/polkit-1/rules.d/50-memmon-test.rules <<'RULES'
+polkit.addRule(function(action, subject) {
+  if (action.id == "io.github.memmon.monitor" && subject.isInGroup("memmon-readers")) {
+    return polkit.Result.YES;
+  }
+});
+RULES
+sleep 0.3  # polkitd reloads rules by inotify
+
+# A child doing exactly known operations, driven through its stdin/stdout.
+coproc WL { exec "$tmp/bin/memmon-workload" exact --mmaps 40 --size 10000 --munmaps 15 --failed-mmaps 9; }
+wl_out=${WL[0]}; wl_in=${WL[1]}; wl_pid=$WL_PID
+read -r line <&"$wl_out"
+check "workload ready" test "$line" = ready
+sleep 1.2
+as memmon-t1 /usr/bin/memmon-helper snapshot --bus --json --sort pid --top 1000 > "$tmp/before.json" 2>&1
+echo go >&"$wl_in"; read -r line <&"$wl_out"
+sleep 1.2
+as memmon-t1 /usr/bin/memmon-helper snapshot --bus --json --sort pid --top 1000 > "$tmp/after.json" 2>&1
+delta() { python3 - "$wl_pid" "$1" "$tmp/before.json" "$tmp/after.json" <<'PY'
+import json, sys
+pid, field = int(sys.argv[1]), sys.argv[2]
+def get(path):
+    for r in json.load(open(path))["processes"]:
+        if r["pid"] == pid:
+            return (r["alloc"] or {}).get(field, 0)
+    raise SystemExit(f"pid {pid} missing")
+print(get(sys.argv[4]) - get(sys.argv[3]))
+PY
+}
+check "a granted group member gets a Full-mode snapshot" json 'assert d["mode"] == "full"' < "$tmp/after.json"
+check "its eBPF columns are exact for the driven child (40 mmaps)" test "$(delta mmap_count)" = 40
+check "... 15 munmaps" test "$(delta munmap_count)" = 15
+check "... bytes page-rounded (40 x 12288)" test "$(delta total_allocated)" = 491520
+out=$(call memmon-t2 GetInfo)
+check "a non-member is still denied" grep -q 'NotAuthorized' <<<"$out"
+out=$(call memmon-t1 GetInfo)
+check "a member gets GetInfo" grep -q '"process_count"' <<<"$out"
+
+# --- history ---------------------------------------------------------------------------------
+start=$(awk '{print $22}' /proc/$wl_pid/stat)
+hist=$(call memmon-t1 GetHistory "uint32:$wl_pid" "uint64:$start" | sed -n 's/^ *string "\(.*\)"$/\1/p' | sed 's/\\"/"/g')
+now_ms=$(($(date +%s%N) / 1000000))
+check "history has samples from before this client asked" json "assert d['pid'] == $wl_pid and d['samples'] and d['samples'][0]['unix_ms'] < $now_ms - 500" <<<"$hist"
+out=$(call memmon-t1 GetHistory "uint32:$wl_pid" "uint64:$((start + 1))")
+check "the same PID with another start time gets no history" grep -q 'InvalidArgument' <<<"$out"
+
+# --- bad arguments -----------------------------------------------------------------------------
+for args in "GetSnapshot string:bogus boolean:true uint32:10" "GetSnapshot string:rss boolean:true uint32:0" \
+            "GetSnapshot string:rss boolean:true uint32:1001" "GetHistory uint32:0 uint64:0" \
+            "SetInterval uint32:100" "SetInterval uint32:20000"; do
+  # shellcheck disable=SC2086
+  out=$(call memmon-t1 $args)
+  check "InvalidArgument for $args" grep -q 'io.github.memmon.Helper1.Error.InvalidArgument' <<<"$out"
+done
+
+# --- every sort key ------------------------------------------------------------------------------
+for key in pid name rss virt peak anon file shmem swap mmap munmap brk net peak-net allocated freed; do
+  doc=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus --json --sort "$key" --top 50 2>&1)
+  check "snapshot sorted by $key" python3 - "$key" "$doc" <<'PY'
+import json, sys
+key, doc = sys.argv[1], json.loads(sys.argv[2])
+rows = doc["processes"]
+assert 0 < len(rows) <= 50, len(rows)
+def val(r):
+    a = r.get("alloc") or {}
+    m = {"pid": r["pid"], "name": r["name"], "rss": r["rss_kb"], "virt": r["virtual_kb"],
+         "peak": r["peak_rss_kb"], "anon": r["rss_anon_kb"], "file": r["rss_file_kb"],
+         "shmem": r["rss_shmem_kb"], "swap": r["swap_kb"], "mmap": a.get("mmap_count"),
+         "munmap": a.get("munmap_count"), "brk": a.get("brk_count"), "net": a.get("net_mapped"),
+         "peak-net": a.get("peak_net_mapped"), "allocated": a.get("total_allocated"),
+         "freed": a.get("total_freed")}[key]
+    return (0, "") if m is None else (1, m)
+vals = [val(r) for r in rows]
+assert all(vals[i] >= vals[i + 1] for i in range(len(vals) - 1)), vals
+PY
+done
+
+# --- concurrency, disconnects ------------------------------------------------------------------
+(exec setpriv --reuid memmon-t1 --regid "$(id -g memmon-t1)" --init-groups -- \
+  /usr/bin/memmon-helper snapshot --bus --json --top 5 --watch 0.3 > "$tmp/watch.out" 2>&1) & watcher=$!
+for _ in 1 2 3 4 5; do call memmon-t1 GetInfo >/dev/null; done
+sleep 1.5
+kill -TERM $watcher; wait $watcher; rc=$?
+check "a second client coming and going does not disturb the first" test "$rc" = 0 -a "$(grep -c '"processes"' "$tmp/watch.out")" -ge 4
+check "SetInterval from a departed client is forgotten" grep -A1 '"interval_ms"' <<<"$(call root GetInfo)" | grep -q 'uint32 1000\|uint32 250'
+
+# --- second instance --------------------------------------------------------------------------
+out=$(/usr/bin/memmon-helper serve 2>&1); rc=$?
+check "a second instance refuses cleanly" test "$rc" = 1
+check "... saying why" grep -q 'already owns io.github.memmon.Helper1' <<<"$out" || echo "$out"
+
+# --- SIGTERM detaches ---------------------------------------------------------------------------
+exec {wl_in}>&-; wait "$wl_pid" 2>/dev/null
+hp=$(helper_pid)
+check "programs are attached while the helper runs" test "$(memmon_programs)" -ge 4
+kill -TERM "$hp"
+check "SIGTERM ends the helper" wait_for "! kill -0 $hp 2>/dev/null"
+check "SIGTERM leaves no attached program behind" test "$(memmon_programs)" = 0
+
+# --- idle exit ---------------------------------------------------------------------------------
+sed -i 's|memmon-helper serve$|memmon-helper serve --idle-exit 2|' /usr/share/dbus-1/system-services/io.github.memmon.Helper1.service
+dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig
+sleep 0.2
+call memmon-t1 GetInfo >/dev/null
+hp=$(helper_pid)
+check "re-activated for the idle test" test -n "$hp"
+check "the helper exits when idle (2 s without clients)" wait_for "! kill -0 $hp 2>/dev/null" 300
+
+# --- bus goes away ------------------------------------------------------------------------------
+call memmon-t1 GetInfo >/dev/null
+hp=$(helper_pid)
+kill -TERM "$bus_pid"; wait "$bus_pid" 2>/dev/null
+check "killing the bus makes the helper exit" wait_for "! kill -0 $hp 2>/dev/null" 150
+
+kill "$polkit_pid" 2>/dev/null
+echo "bus tests: $pass passed, $fail failed"
+[ "$fail" = 0 ]
