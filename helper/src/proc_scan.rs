@@ -101,11 +101,18 @@ pub enum ScanError {
     ListProc(#[source] io::Error),
 }
 
+/// `status` is re-read at least this often (ticks) even when `statm` shows no change, so a name
+/// change (prctl) or swap movement without an RSS change is picked up.
+const STATUS_REFRESH_TICKS: u64 = 10;
+
 struct Tracked {
     /// `None` when no more directory fds could be kept open; then reads go by path.
     dir: Option<Process>,
     start_time: u64,
     seen_tick: u64,
+    /// The last full reading of `status`, with the `statm` (size, resident) pages read just
+    /// before it and the tick it was taken.
+    last: Option<(ProcSample, (u64, u64), u64)>,
 }
 
 /// Scans /proc; keep one and call [`ProcScanner::scan`] every tick.
@@ -161,16 +168,11 @@ impl ProcScanner {
     }
 
     fn sample(&mut self, pid: u32) -> Option<ProcSample> {
-        // A known process: read status through its own directory fd.
+        let tick = self.tick;
         if let Some(tracked) = self.tracked.get_mut(&pid) {
-            tracked.seen_tick = self.tick;
-            let start_time = tracked.start_time;
-            let read = match &tracked.dir {
-                Some(dir) => read_status_at(dir, &mut self.buf),
-                None => read_status_by_path(pid, start_time, &mut self.buf),
-            };
-            match read {
-                Ok(()) => return Some(sample_from(pid, start_time, &self.buf)),
+            tracked.seen_tick = tick;
+            match sample_known(pid, tracked, tick, &mut self.buf) {
+                Ok(sample) => return Some(sample),
                 Err(_) => {
                     // Gone, or the PID now belongs to a new process: forget the old one.
                     if let Some(old) = self.tracked.remove(&pid)
@@ -192,21 +194,58 @@ impl ProcScanner {
         if keep {
             self.open_dirs += 1;
         }
+        let sample = sample_from(pid, start_time, &self.buf);
         self.tracked.insert(
             pid,
             Tracked {
                 dir: keep.then_some(dir),
                 start_time,
                 seen_tick: self.tick,
+                last: None,
             },
         );
-        Some(sample_from(pid, start_time, &self.buf))
+        Some(sample)
     }
 
     /// Processes currently tracked (for tests and diagnostics).
     pub fn tracked_count(&self) -> usize {
         self.tracked.len()
     }
+}
+
+/// A process seen before. The cheap `statm` (about half the kernel's cost of `status`) says
+/// whether size or RSS moved; only then (or every [`STATUS_REFRESH_TICKS`]) is `status` read.
+fn sample_known(
+    pid: u32,
+    tracked: &mut Tracked,
+    tick: u64,
+    buf: &mut Vec<u8>,
+) -> Result<ProcSample, ProcError> {
+    let Some(dir) = &tracked.dir else {
+        read_status_by_path(pid, tracked.start_time, buf)?;
+        return Ok(sample_from(pid, tracked.start_time, buf));
+    };
+    read_at(dir, "statm", buf)?;
+    let statm = parse_statm(buf).ok_or(ProcError::Incomplete(None))?;
+    if let Some((sample, at_status, status_tick)) = &tracked.last
+        && *at_status == statm
+        && tick - status_tick < STATUS_REFRESH_TICKS
+    {
+        return Ok(sample.clone());
+    }
+    read_at(dir, "status", buf)?;
+    let sample = sample_from(pid, tracked.start_time, buf);
+    tracked.last = Some((sample.clone(), statm, tick));
+    Ok(sample)
+}
+
+/// `statm`'s first two fields: total program size and resident set, in pages.
+fn parse_statm(text: &[u8]) -> Option<(u64, u64)> {
+    let mut fields = text
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let mut number = || -> Option<u64> { std::str::from_utf8(fields.next()?).ok()?.parse().ok() };
+    Some((number()?, number()?))
 }
 
 fn sample_from(pid: u32, start_time: u64, status: &[u8]) -> ProcSample {
@@ -224,7 +263,11 @@ fn sample_from(pid: u32, start_time: u64, status: &[u8]) -> ProcSample {
 }
 
 fn read_status_at(dir: &Process, buf: &mut Vec<u8>) -> Result<(), ProcError> {
-    let mut file = dir.open_relative("status")?;
+    read_at(dir, "status", buf)
+}
+
+fn read_at(dir: &Process, file: &str, buf: &mut Vec<u8>) -> Result<(), ProcError> {
+    let mut file = dir.open_relative(file)?;
     buf.clear();
     file.read_to_end(buf)?;
     Ok(())
@@ -340,6 +383,55 @@ RssAnon:\t     500 kB\nRssFile:\t     280 kB\nRssShmem:\t      20 kB\nVmSwap:\t 
         assert_eq!(f.vm_hwm.is_some(), full.vmhwm.is_some());
         assert_eq!(f.rss_shmem.is_some(), full.rssshmem.is_some());
         assert_eq!(f.vm_swap, full.vmswap);
+    }
+
+    #[test]
+    fn parses_statm() {
+        assert_eq!(parse_statm(b"1234 567 89 1 0 300 0\n"), Some((1234, 567)));
+        assert_eq!(parse_statm(b"0 0 0 0 0 0 0\n"), Some((0, 0)));
+        assert_eq!(parse_statm(b"12\n"), None);
+        assert_eq!(parse_statm(b"x y\n"), None);
+    }
+
+    #[test]
+    fn a_growing_process_is_re_read_at_once() {
+        // A child that grows its RSS between two scans must show the new RSS and peak on the
+        // very next scan (the statm shortcut must not hide it).
+        let mut scanner = ProcScanner::new();
+        let mut out = Vec::new();
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", "import sys,time\nsys.stdin.readline()\nb=bytearray(64<<20)\nprint('grown',flush=True)\nsys.stdin.readline()"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn python3");
+        let pid = child.id();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        scanner.scan(&mut out).expect("scan");
+        scanner.scan(&mut out).expect("scan");
+        let small = out
+            .iter()
+            .find(|s| s.pid == pid)
+            .expect("child")
+            .status
+            .vm_rss
+            .expect("rss");
+        use std::io::{BufRead as _, Write as _};
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"\n").expect("write");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        scanner.scan(&mut out).expect("scan");
+        let row = out.iter().find(|s| s.pid == pid).expect("child").status;
+        assert!(
+            row.vm_rss.expect("rss") >= small + 60 * 1024,
+            "{small} -> {row:?}"
+        );
+        assert!(row.vm_hwm.expect("hwm") >= row.vm_rss.expect("rss"));
+        drop(stdin);
+        child.wait().expect("reap");
     }
 
     #[test]

@@ -102,7 +102,13 @@ impl Authorizer for Polkit {
 struct Published {
     snapshot: Option<Arc<Snapshot>>,
     error: Option<String>,
+    /// Encoded replies to GetSnapshot for this snapshot, by (key, descending, limit): clients
+    /// polling the same view share one sort and one encoding per tick.
+    views: Vec<((SortKey, bool, u32), Arc<str>)>,
 }
+
+/// Views kept per snapshot (distinct queries in one tick).
+const MAX_CACHED_VIEWS: usize = 16;
 
 /// State shared by the interface, the collector thread and the lifecycle tasks.
 struct Shared {
@@ -118,6 +124,23 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(default_interval_ms: u32, mode: Mode, reason: Option<String>) -> Shared {
+        Shared {
+            published: RwLock::new(Published {
+                snapshot: None,
+                error: None,
+                views: Vec::new(),
+            }),
+            history: Mutex::new(History::new()),
+            clients: Mutex::new(HashMap::new()),
+            interval_ms: AtomicU32::new(default_interval_ms),
+            default_interval_ms,
+            mode: RwLock::new((mode, reason)),
+            started: Instant::now(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
     fn recompute_interval(&self, clients: &HashMap<OwnedUniqueName, Option<u32>>) {
         let fastest = clients
             .values()
@@ -234,6 +257,17 @@ impl Helper {
                 "limit {limit} is out of range: use 1 to {MAX_LIMIT}"
             )));
         }
+        let query = (key, descending, limit);
+        {
+            let published = self
+                .shared
+                .published
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((_, json)) = published.views.iter().find(|(q, _)| *q == query) {
+                return Ok(json.to_string());
+            }
+        }
         let latest = self.latest()?;
         let view = Snapshot {
             taken_at_unix_ms: latest.taken_at_unix_ms,
@@ -245,7 +279,22 @@ impl Helper {
             bpf_drops: latest.bpf_drops,
             processes: top_by(&latest.processes, key, descending, limit as usize),
         };
-        serde_json::to_string(&view).map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
+        let json: Arc<str> = serde_json::to_string(&view)
+            .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))?
+            .into();
+        let mut published = self
+            .shared
+            .published
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let current = published
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &latest));
+        if current && published.views.len() < MAX_CACHED_VIEWS {
+            published.views.push((query, Arc::clone(&json)));
+        }
+        Ok(json.to_string())
     }
 
     #[zbus(out_args("history_json"))]
@@ -330,19 +379,11 @@ pub async fn serve(options: ServeOptions) -> Result<Exit, ServeError> {
     } else {
         Collector::embedded("eBPF disabled by --no-ebpf — /proc data only")
     };
-    let shared = Arc::new(Shared {
-        published: RwLock::new(Published {
-            snapshot: None,
-            error: None,
-        }),
-        history: Mutex::new(History::new()),
-        clients: Mutex::new(HashMap::new()),
-        interval_ms: AtomicU32::new(options.interval_ms),
-        default_interval_ms: options.interval_ms,
-        mode: RwLock::new((collector.mode(), collector.mode_reason().map(str::to_owned))),
-        started: Instant::now(),
-        stop: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared::new(
+        options.interval_ms,
+        collector.mode(),
+        collector.mode_reason().map(str::to_owned),
+    ));
     if let Some(reason) = collector.mode_reason() {
         log::warn!("{reason}");
     }
@@ -485,19 +526,7 @@ mod tests {
 
     #[test]
     fn fastest_requested_interval_wins_and_default_returns() {
-        let shared = Shared {
-            published: RwLock::new(Published {
-                snapshot: None,
-                error: None,
-            }),
-            history: Mutex::new(History::new()),
-            clients: Mutex::new(HashMap::new()),
-            interval_ms: AtomicU32::new(1000),
-            default_interval_ms: 1000,
-            mode: RwLock::new((Mode::Full, None)),
-            started: Instant::now(),
-            stop: AtomicBool::new(false),
-        };
+        let shared = Shared::new(1000, Mode::Full, None);
         let a = OwnedUniqueName::try_from(":1.7").expect("name");
         let b = OwnedUniqueName::try_from(":1.9").expect("name");
         let mut clients = HashMap::new();

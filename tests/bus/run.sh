@@ -81,6 +81,37 @@ if [ -n "${MEMMON_DUMP_INTROSPECTION:-}" ]; then
     org.freedesktop.DBus.Introspectable.Introspect > "$MEMMON_DUMP_INTROSPECTION"
 fi
 
+if [ -n "${MEMMON_BUS_BENCH:-}" ]; then
+  # Benchmarks (scripts/bench-bus.sh): a granted user, the helper at its default 1 s interval.
+  mkdir -p /etc/polkit-1/rules.d
+  printf '%s\n' 'polkit.addRule(function(a, s) { if (a.id == "io.github.memmon.monitor" && s.isInGroup("memmon-readers")) return polkit.Result.YES; });' \
+    > /etc/polkit-1/rules.d/50-memmon-bench.rules
+  sleep 0.3
+  cp "$root/target/$profile/examples/bench_bus" "$tmp/bin/"; chmod a+rx "$tmp/bin/bench_bus"
+  sleepers=()
+  for _ in $(seq $((1000 - $(ls -d /proc/[0-9]* | wc -l)))); do sleep 900 & sleepers+=($!); done
+  sample() { # sample PID: "cpu_ticks rss_kb"
+    echo "$(awk '{print $14 + $15}' /proc/$1/stat) $(awk '/VmRSS/ {print $2}' /proc/$1/status)"; }
+  # Idle: one client activates, then leaves; the helper keeps scanning 1,000 processes.
+  sed -i 's|memmon-helper serve$|memmon-helper serve --idle-exit 0|' /usr/share/dbus-1/system-services/io.github.memmon.Helper1.service
+  dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig
+  sleep 0.2
+  call memmon-t1 GetInfo >/dev/null
+  hp=$(helper_pid); sleep 5
+  read -r c0 r0 <<<"$(sample "$hp")"
+  sleep "${MEMMON_BENCH_IDLE_SECS:-120}"
+  read -r c1 r1 <<<"$(sample "$hp")"
+  tck=$(getconf CLK_TCK)
+  echo "idle: processes=$(ls -d /proc/[0-9]* | wc -l) seconds=${MEMMON_BENCH_IDLE_SECS:-120} cpu_percent=$(python3 -c "print(round(100*($c1-$c0)/$tck/${MEMMON_BENCH_IDLE_SECS:-120},2))") rss_kb_start=$r0 rss_kb_end=$r1 history_samples=n/a"
+  # Load: 20 clients at 10 Hz.
+  read -r c0 r0 <<<"$(sample "$hp")"; t0=$(date +%s.%N)
+  as memmon-t1 "$tmp/bin/bench_bus" 20 10 "${MEMMON_BENCH_LOAD_SECS:-30}"
+  read -r c1 r1 <<<"$(sample "$hp")"; t1=$(date +%s.%N)
+  echo "load: cpu_percent=$(python3 -c "print(round(100*($c1-$c0)/$tck/($t1-$t0),2))") rss_kb_before=$r0 rss_kb_after=$r1 peak_rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$hp/status)"
+  kill "${sleepers[@]}" 2>/dev/null; kill -TERM "$hp"; kill "$polkit_pid" "$bus_pid" 2>/dev/null
+  exit 0
+fi
+
 # --- authorisation ----------------------------------------------------------------------------
 out=$(call memmon-t1 GetSnapshot string:rss boolean:true uint32:10)
 check "a user without a rule is NotAuthorized" grep -q 'io.github.memmon.Helper1.Error.NotAuthorized' <<<"$out"
