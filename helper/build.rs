@@ -39,6 +39,16 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    build_object(&out_dir)
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn build_object(_out_dir: &std::path::Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+#[cfg(feature = "ebpf")]
+fn build_object(out_dir: &std::path::Path) -> anyhow::Result<()> {
     // SAFETY: build scripts are single-threaded; aya-build passes this to the cargo it spawns so
     // that stable rust accepts `-Z build-std=core`.
     unsafe { env::set_var("RUSTC_BOOTSTRAP", "1") };

@@ -3,15 +3,14 @@
 //!
 //! It owns its state and hands out owned snapshots; it never shares a lock with a consumer.
 
-use std::{
-    collections::HashSet,
-    time::{Instant, SystemTime, UNIX_EPOCH},
-};
+#[cfg(feature = "ebpf")]
+use std::collections::HashSet;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use memmon_common::snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SystemMemory};
 use procfs::{Current as _, Meminfo};
 
-use crate::proc_scan::{self, ProcSample, ProcScanner, ScanError};
+use crate::proc_scan::{ProcSample, ProcScanner, ScanError};
 
 #[cfg(feature = "ebpf")]
 use crate::tracker::Tracker;
@@ -36,6 +35,7 @@ pub struct Collector {
     mode: Mode,
     reason: Option<String>,
     /// Nanoseconds per clock tick, to compare /proc start times with kernel timestamps.
+    #[cfg(feature = "ebpf")]
     ns_per_clock_tick: u64,
     #[cfg(feature = "ebpf")]
     tracker: Option<Tracker>,
@@ -66,7 +66,7 @@ impl Collector {
     /// /proc-only mode and [`Collector::mode_reason`] says why.
     #[cfg(feature = "ebpf")]
     pub fn with_ebpf() -> Collector {
-        match Tracker::start(proc_scan::page_size()) {
+        match Tracker::start(crate::proc_scan::page_size()) {
             Ok(tracker) => {
                 let mut c = Collector::new(Mode::Full, None);
                 c.tracker = Some(tracker);
@@ -91,7 +91,8 @@ impl Collector {
             samples: Vec::new(),
             mode,
             reason,
-            ns_per_clock_tick: 1_000_000_000 / proc_scan::clock_ticks_per_second(),
+            #[cfg(feature = "ebpf")]
+            ns_per_clock_tick: 1_000_000_000 / crate::proc_scan::clock_ticks_per_second(),
             #[cfg(feature = "ebpf")]
             tracker: None,
             #[cfg(feature = "ebpf")]

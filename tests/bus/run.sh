@@ -93,6 +93,7 @@ if [ -n "${MEMMON_BUS_BENCH:-}" ]; then
   sample() { # sample PID: "cpu_ticks rss_kb"
     echo "$(awk '{print $14 + $15}' /proc/$1/stat) $(awk '/VmRSS/ {print $2}' /proc/$1/status)"; }
   # Idle: one client activates, then leaves; the helper keeps scanning 1,000 processes.
+  hp=$(helper_pid); [ -n "$hp" ] && kill -TERM "$hp" && wait_for "! kill -0 $hp 2>/dev/null"
   sed -i 's|memmon-helper serve$|memmon-helper serve --idle-exit 0|' /usr/share/dbus-1/system-services/io.github.memmon.Helper1.service
   dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig
   sleep 0.2

@@ -1,0 +1,676 @@
+//! The Memory Monitor window: status bar, the sortable top-100 grid, and the RSS-over-time plot
+//! of the selected process. Drawing functions (`*_ui`) only record what the user asked for in
+//! `self.commands`; the commands are applied after the frame (requests to the source thread,
+//! exports, quitting), so no I/O happens while drawing.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc,
+        mpsc::{Receiver, Sender},
+    },
+    time::Duration,
+};
+
+use eframe::egui::{self, Key, Modifiers};
+use egui_extras::{Column, TableBuilder};
+use memmon_common::snapshot::{Mode, ProcessRow, Snapshot, SortKey};
+use memmon_helper::history::HistorySeries;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    format,
+    source::{Origin, Request, Update},
+};
+
+/// Settings kept across runs (eframe persistence); runtime state is not saved.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub sort: SortKey,
+    pub descending: bool,
+    pub interval_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            sort: SortKey::Rss,
+            descending: true,
+            interval_ms: 1000,
+        }
+    }
+}
+
+pub const INTERVALS_MS: [u64; 5] = [500, 1000, 2000, 3000, 5000];
+
+/// The grid's columns: header, what it measures, its sort key.
+const COLUMNS: [(&str, &str, SortKey); 10] = [
+    ("PID", "Process ID (thread-group id)", SortKey::Pid),
+    ("Name", "Process name (comm)", SortKey::Name),
+    (
+        "RSS",
+        "Resident set size: memory in RAM now (VmRSS)",
+        SortKey::Rss,
+    ),
+    (
+        "Virtual",
+        "Virtual address space size (VmSize)",
+        SortKey::Virt,
+    ),
+    (
+        "Peak RSS",
+        "The highest RSS this process reached (VmHWM)",
+        SortKey::Peak,
+    ),
+    (
+        "Net mapped",
+        "Net mapped: bytes mapped minus unmapped (mmap/munmap/brk) since tracking began — not RSS",
+        SortKey::Net,
+    ),
+    (
+        "Mmap#",
+        "Successful mmap calls since tracking began",
+        SortKey::Mmap,
+    ),
+    (
+        "Munmap#",
+        "Successful munmap calls since tracking began",
+        SortKey::Munmap,
+    ),
+    (
+        "Brk",
+        "brk calls that moved the program break",
+        SortKey::Brk,
+    ),
+    ("Swap", "Memory swapped out (VmSwap)", SortKey::Swap),
+];
+
+/// What the user asked for during a frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Sort(SortKey),
+    Select(u32, u64),
+    OpenPlot,
+    Interval(u64),
+    Export(ExportWhat),
+    Quit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportWhat {
+    Window,
+    Plot,
+}
+
+pub struct MemmonApp {
+    pub settings: Settings,
+    updates: Receiver<Update>,
+    requests: Sender<Request>,
+    pub snapshot: Option<Snapshot>,
+    pub origin: Option<Origin>,
+    pub problem: Option<String>,
+    pub filter: String,
+    /// The selected process, by PID and start time (survives refreshes and row moves).
+    pub selected: Option<(u32, u64)>,
+    pub plot_open: bool,
+    /// Histories received, by (pid, start time).
+    pub histories: HashMap<(u32, u64), HistorySeries>,
+    pub commands: Vec<Command>,
+    pub status_message: Option<String>,
+    focus_filter: bool,
+    /// `--screenshot PATH`: export once the first data is shown, then quit.
+    pub screenshot_then_quit: Option<PathBuf>,
+    exports: (Sender<String>, Receiver<String>),
+    plot_rect: Option<egui::Rect>,
+    frames_with_data: u32,
+    /// `--select PID`: selected as soon as a snapshot lists it.
+    select_when_seen: Option<u32>,
+}
+
+impl MemmonApp {
+    pub fn new(
+        settings: Settings,
+        updates: Receiver<Update>,
+        requests: Sender<Request>,
+    ) -> MemmonApp {
+        let _ = requests.send(Request::View {
+            key: settings.sort,
+            descending: settings.descending,
+        });
+        let _ = requests.send(Request::Interval(Duration::from_millis(
+            settings.interval_ms,
+        )));
+        MemmonApp {
+            settings,
+            updates,
+            requests,
+            snapshot: None,
+            origin: None,
+            problem: None,
+            filter: String::new(),
+            selected: None,
+            plot_open: false,
+            histories: HashMap::new(),
+            commands: Vec::new(),
+            status_message: None,
+            focus_filter: false,
+            screenshot_then_quit: None,
+            exports: std::sync::mpsc::channel(),
+            plot_rect: None,
+            frames_with_data: 0,
+            select_when_seen: None,
+        }
+    }
+
+    /// Selects `pid` (and opens its plot) once a snapshot lists it.
+    pub fn select_pid_when_seen(&mut self, pid: u32) {
+        self.select_when_seen = Some(pid);
+    }
+
+    /// Takes what the source thread sent, without blocking.
+    pub fn drain_updates(&mut self) {
+        while let Ok(update) = self.updates.try_recv() {
+            match update {
+                Update::Snapshot { snapshot, origin } => {
+                    if let Some(pid) = self.select_when_seen
+                        && let Some(row) = snapshot.processes.iter().find(|r| r.pid == pid)
+                    {
+                        self.select_when_seen = None;
+                        self.commands.push(Command::Select(row.pid, row.start_time));
+                    }
+                    self.snapshot = Some(*snapshot);
+                    self.origin = Some(origin);
+                    self.problem = None;
+                    // Keep the plot of the selected process current.
+                    if let Some((pid, start_time)) = self.selected.filter(|_| self.plot_open) {
+                        let _ = self.requests.send(Request::History { pid, start_time });
+                    }
+                }
+                Update::History(series) => {
+                    self.histories
+                        .insert((series.pid, series.start_time), series);
+                }
+                Update::Problem(p) => self.problem = Some(p),
+            }
+        }
+        while let Ok(message) = self.exports.1.try_recv() {
+            self.status_message = Some(message);
+        }
+    }
+
+    /// Rows after the filter, in the order the source sent them.
+    pub fn visible_rows(&self) -> Vec<&ProcessRow> {
+        let Some(snapshot) = &self.snapshot else {
+            return Vec::new();
+        };
+        let needle = self.filter.trim().to_lowercase();
+        snapshot
+            .processes
+            .iter()
+            .filter(|r| {
+                needle.is_empty()
+                    || r.name.to_lowercase().contains(&needle)
+                    || r.pid.to_string().starts_with(&needle)
+            })
+            .collect()
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.keyboard_ui(ui.ctx());
+        egui::Panel::top("status").show(ui, |ui| self.status_ui(ui));
+        if let Some(text) = self.banner_text() {
+            egui::Panel::top("banner").show(ui, |ui| {
+                ui.colored_label(ui.visuals().warn_fg_color, text);
+            });
+        }
+        if self.plot_open && self.selected.is_some() {
+            egui::Panel::bottom("plot")
+                .resizable(true)
+                .default_size(260.0)
+                .show(ui, |ui| self.plot_ui(ui));
+        }
+        egui::CentralPanel::default().show(ui, |ui| self.grid_ui(ui));
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| !s.processes.is_empty())
+        {
+            self.frames_with_data += 1;
+        }
+        if self.frames_with_data == 2
+            && let Some(path) = self.screenshot_then_quit.clone()
+        {
+            self.export(ui.ctx(), ExportWhat::Window, Some(path), true);
+        }
+    }
+
+    /// Applies the frame's commands (called after drawing).
+    pub fn apply_commands(&mut self, ctx: &egui::Context) {
+        for command in std::mem::take(&mut self.commands) {
+            match command {
+                Command::Sort(key) => {
+                    if self.settings.sort == key {
+                        self.settings.descending = !self.settings.descending;
+                    } else {
+                        self.settings.sort = key;
+                        // Names and PIDs read naturally A→Z / low→high; sizes largest first.
+                        self.settings.descending = !matches!(key, SortKey::Name | SortKey::Pid);
+                    }
+                    let _ = self.requests.send(Request::View {
+                        key: self.settings.sort,
+                        descending: self.settings.descending,
+                    });
+                }
+                Command::Select(pid, start_time) => {
+                    self.selected = Some((pid, start_time));
+                    self.plot_open = true;
+                    let _ = self.requests.send(Request::History { pid, start_time });
+                }
+                Command::OpenPlot => {
+                    if let Some((pid, start_time)) = self.selected {
+                        self.plot_open = true;
+                        let _ = self.requests.send(Request::History { pid, start_time });
+                    }
+                }
+                Command::Interval(ms) => {
+                    self.settings.interval_ms = ms;
+                    let _ = self
+                        .requests
+                        .send(Request::Interval(Duration::from_millis(ms)));
+                }
+                Command::Export(what) => self.export(ctx, what, None, false),
+                Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            }
+        }
+    }
+
+    fn banner_text(&self) -> Option<String> {
+        if let Some(p) = &self.problem {
+            return Some(p.clone());
+        }
+        match (&self.origin, &self.snapshot) {
+            (Some(Origin::Embedded { why }), _) => Some(format!(
+                "Embedded mode: reading /proc as you, without allocation tracking, because {why}. \
+                 Install and authorise memmon-helper for Full mode."
+            )),
+            (Some(Origin::Unavailable { why }), _) => {
+                Some(format!("The helper cannot be used: {why}"))
+            }
+            (Some(Origin::Helper), Some(s)) if s.mode == Mode::ProcOnly => Some(format!(
+                "/proc-only mode: {}",
+                s.mode_reason.as_deref().unwrap_or("eBPF is unavailable")
+            )),
+            _ => None,
+        }
+    }
+
+    fn mode_label(&self) -> String {
+        match (&self.origin, &self.snapshot) {
+            (Some(Origin::Helper), Some(s)) => s.mode.label().to_owned(),
+            (Some(Origin::Embedded { .. }), _) => Mode::Embedded.label().to_owned(),
+            (Some(Origin::Unavailable { .. }), _) => "Helper unavailable".to_owned(),
+            _ => "Starting…".to_owned(),
+        }
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.strong(format!("Mode: {}", self.mode_label()));
+            ui.separator();
+            ui.label("Refresh:");
+            let current = self.settings.interval_ms;
+            egui::ComboBox::from_id_salt("interval")
+                .selected_text(format!("{:.1} s", current as f64 / 1000.0))
+                .show_ui(ui, |ui| {
+                    for ms in INTERVALS_MS {
+                        if ui
+                            .selectable_label(current == ms, format!("{:.1} s", ms as f64 / 1000.0))
+                            .clicked()
+                        {
+                            self.commands.push(Command::Interval(ms));
+                        }
+                    }
+                });
+            if let Some(s) = &self.snapshot {
+                ui.separator();
+                ui.label(format!("{} processes", s.process_count));
+                ui.separator();
+                ui.label(format!("Updated {}", format::clock(s.taken_at_unix_ms)));
+                ui.separator();
+                ui.label(format!(
+                    "Memory {} / {}",
+                    format::kib(s.system.used_kb()),
+                    format::kib(s.system.total_kb)
+                ));
+                ui.label(format!(
+                    "Swap {} / {}",
+                    format::kib(s.system.swap_used_kb()),
+                    format::kib(s.system.swap_total_kb)
+                ));
+                if s.bpf_drops > 0 {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        format!("{} eBPF events lost", s.bpf_drops),
+                    );
+                }
+            }
+            ui.separator();
+            ui.label("Filter:");
+            let filter = ui.add(
+                egui::TextEdit::singleline(&mut self.filter)
+                    .hint_text("name or PID")
+                    .desired_width(140.0),
+            );
+            if std::mem::take(&mut self.focus_filter) {
+                filter.request_focus();
+            }
+            if ui
+                .button("Export PNG")
+                .on_hover_text("Save a screenshot of the window (Ctrl+S)")
+                .clicked()
+            {
+                self.commands.push(Command::Export(ExportWhat::Window));
+            }
+            if let Some(m) = &self.status_message {
+                ui.label(m);
+            }
+        });
+    }
+
+    fn grid_ui(&mut self, ui: &mut egui::Ui) {
+        let rows: Vec<ProcessRow> = self.visible_rows().into_iter().cloned().collect();
+        let selected_index = self
+            .selected
+            .and_then(|sel| rows.iter().position(|r| (r.pid, r.start_time) == sel));
+        let mut table = TableBuilder::new(ui)
+            .striped(true)
+            .sense(egui::Sense::click())
+            .cell_layout(egui::Layout::right_to_left(egui::Align::Center))
+            .column(Column::auto().at_least(60.0))
+            .column(Column::initial(160.0).at_least(80.0).clip(true))
+            .columns(Column::auto().at_least(80.0), COLUMNS.len() - 2);
+        if let Some(i) = selected_index {
+            table = table.scroll_to_row(i, None);
+        }
+        let (sort, descending) = (self.settings.sort, self.settings.descending);
+        table
+            .header(22.0, |mut header| {
+                for (title, tip, key) in COLUMNS {
+                    header.col(|ui| {
+                        let arrow = if key == sort {
+                            if descending { " ▼" } else { " ▲" }
+                        } else {
+                            ""
+                        };
+                        if ui
+                            .button(format!("{title}{arrow}"))
+                            .on_hover_text(tip)
+                            .clicked()
+                        {
+                            self.commands.push(Command::Sort(key));
+                        }
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(20.0, rows.len(), |mut row| {
+                    let index = row.index();
+                    let Some(r) = rows.get(index) else { return };
+                    row.set_selected(selected_index == Some(index));
+                    let a = r.alloc.as_ref();
+                    let dash = || "—".to_owned();
+                    let cells = [
+                        r.pid.to_string(),
+                        r.name.clone(),
+                        r.rss_kb.map_or_else(dash, format::kib),
+                        r.virtual_kb.map_or_else(dash, format::kib),
+                        r.peak_rss_kb.map_or_else(dash, format::kib),
+                        a.map_or_else(dash, |a| format::signed_bytes(a.net_mapped)),
+                        a.map_or_else(dash, |a| a.mmap_count.to_string()),
+                        a.map_or_else(dash, |a| a.munmap_count.to_string()),
+                        a.map_or_else(dash, |a| a.brk_count.to_string()),
+                        r.swap_kb.map_or_else(dash, format::kib),
+                    ];
+                    let mut clicked = false;
+                    for (i, text) in cells.into_iter().enumerate() {
+                        row.col(|ui| {
+                            let label = if i == 1 {
+                                ui.with_layout(
+                                    egui::Layout::left_to_right(egui::Align::Center),
+                                    |ui| ui.label(text),
+                                )
+                                .inner
+                            } else {
+                                ui.label(text)
+                            };
+                            clicked |= label.clicked();
+                        });
+                    }
+                    if clicked || row.response().clicked() {
+                        self.commands.push(Command::Select(r.pid, r.start_time));
+                    }
+                });
+            });
+        if rows.is_empty() {
+            ui.label(if self.snapshot.is_none() {
+                "Waiting for the first scan…"
+            } else {
+                "No process matches."
+            });
+        }
+    }
+
+    fn plot_ui(&mut self, ui: &mut egui::Ui) {
+        let Some((pid, start_time)) = self.selected else {
+            return;
+        };
+        let series = self.histories.get(&(pid, start_time));
+        let name = series
+            .map(|s| s.name.clone())
+            .or_else(|| {
+                self.visible_rows()
+                    .iter()
+                    .find(|r| r.pid == pid)
+                    .map(|r| r.name.clone())
+            })
+            .unwrap_or_default();
+        ui.horizontal(|ui| {
+            ui.heading(format!("{name} (PID {pid}) — RSS over time"));
+            if let Some(exited) = series.and_then(|s| s.exited_unix_ms) {
+                ui.label(format!("exited at {}", format::clock(exited)));
+            }
+            if ui.button("Export plot PNG").clicked() {
+                self.commands.push(Command::Export(ExportWhat::Plot));
+            }
+            if ui.button("Close").clicked() {
+                self.plot_open = false;
+            }
+        });
+        let Some(series) = series else {
+            ui.label("Loading history…");
+            return;
+        };
+        let points =
+            |f: &dyn Fn(&memmon_helper::history::HistorySample) -> Option<f64>| -> Vec<[f64; 2]> {
+                // Values hold until the next change (change-only samples): draw steps, and extend
+                // the last value to "last seen".
+                let mut pts: Vec<[f64; 2]> = Vec::with_capacity(series.samples.len() * 2 + 1);
+                for s in &series.samples {
+                    let Some(v) = f(s) else { continue };
+                    let t = s.unix_ms as f64 / 1000.0;
+                    if let Some(&[_, prev]) = pts.last() {
+                        pts.push([t, prev]);
+                    }
+                    pts.push([t, v]);
+                }
+                if let Some(&[_, v]) = pts.last() {
+                    pts.push([series.last_seen_unix_ms as f64 / 1000.0, v]);
+                }
+                pts
+            };
+        let mib = 1.0 / 1024.0;
+        let rss = points(&|s| Some(s.rss_kb as f64 * mib));
+        let peak = points(&|s| Some(s.peak_rss_kb as f64 * mib));
+        let net = points(&|s| s.net_mapped.map(|n| n as f64 / 1048576.0));
+        let response = egui_plot::Plot::new(("history", pid, start_time))
+            .legend(egui_plot::Legend::default())
+            .x_axis_formatter(|mark, _| format::clock((mark.value * 1000.0) as u64))
+            .y_axis_label("MiB")
+            .label_formatter(|hover| match hover {
+                egui_plot::HoverPosition::NearDataPoint {
+                    plot_name,
+                    position,
+                    ..
+                } => Some(format!(
+                    "{plot_name}\n{} — {:.1} MiB",
+                    format::clock((position.x * 1000.0) as u64),
+                    position.y
+                )),
+                egui_plot::HoverPosition::Elsewhere { .. } => None,
+            })
+            .show(ui, |plot| {
+                plot.line(egui_plot::Line::new("RSS", rss));
+                plot.line(
+                    egui_plot::Line::new("Peak RSS", peak)
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                );
+                if !net.is_empty() {
+                    plot.line(egui_plot::Line::new("Net mapped", net));
+                }
+            });
+        self.plot_rect = Some(response.response.rect);
+    }
+
+    fn keyboard_ui(&mut self, ctx: &egui::Context) {
+        let typing = ctx.memory(|m| m.focused().is_some());
+        let rows: Vec<(u32, u64)> = self
+            .visible_rows()
+            .iter()
+            .map(|r| (r.pid, r.start_time))
+            .collect();
+        ctx.input_mut(|input| {
+            if input.consume_key(Modifiers::COMMAND, Key::F) {
+                self.focus_filter = true;
+            }
+            if input.consume_key(Modifiers::COMMAND, Key::S) {
+                self.commands.push(Command::Export(ExportWhat::Window));
+            }
+            if input.consume_key(Modifiers::COMMAND, Key::Q) {
+                self.commands.push(Command::Quit);
+            }
+            if typing {
+                return;
+            }
+            if input.consume_key(Modifiers::NONE, Key::Q) {
+                self.commands.push(Command::Quit);
+            }
+            if input.consume_key(Modifiers::NONE, Key::Enter) {
+                self.commands.push(Command::OpenPlot);
+            }
+            let current = self
+                .selected
+                .and_then(|sel| rows.iter().position(|r| *r == sel));
+            let last = rows.len().saturating_sub(1);
+            let target = if input.consume_key(Modifiers::NONE, Key::ArrowDown) {
+                Some(current.map_or(0, |i| (i + 1).min(last)))
+            } else if input.consume_key(Modifiers::NONE, Key::ArrowUp) {
+                Some(current.map_or(0, |i| i.saturating_sub(1)))
+            } else if input.consume_key(Modifiers::NONE, Key::PageDown) {
+                Some(current.map_or(0, |i| (i + 20).min(last)))
+            } else if input.consume_key(Modifiers::NONE, Key::PageUp) {
+                Some(current.map_or(0, |i| i.saturating_sub(20)))
+            } else if input.consume_key(Modifiers::NONE, Key::Home) {
+                Some(0)
+            } else if input.consume_key(Modifiers::NONE, Key::End) {
+                Some(last)
+            } else {
+                None
+            };
+            if let Some(&(pid, start_time)) = target.and_then(|i| rows.get(i)) {
+                self.selected = Some((pid, start_time));
+            }
+        });
+    }
+
+    /// Saves a PNG of the window (or of the plot's area) asynchronously; the result is shown in
+    /// the status bar. `quit` closes the window afterwards (`--screenshot`).
+    fn export(&mut self, ctx: &egui::Context, what: ExportWhat, path: Option<PathBuf>, quit: bool) {
+        let path = path.unwrap_or_else(|| {
+            export_dir().join(format!(
+                "memmon-{}.png",
+                chrono::Local::now().format("%Y%m%d-%H%M%S")
+            ))
+        });
+        let crop = match what {
+            ExportWhat::Window => None,
+            ExportWhat::Plot => self.plot_rect,
+        };
+        let pixels_per_point = ctx.pixels_per_point();
+        let done = self.exports.0.clone();
+        let ctx2 = ctx.clone();
+        ctx.request_screenshot(move |image: Arc<egui::ColorImage>| {
+            let image = match crop {
+                Some(rect) => image.region(&rect, Some(pixels_per_point)),
+                None => (*image).clone(),
+            };
+            let message = match save_png(&image, &path) {
+                Ok(()) => format!("Saved {}", path.display()),
+                Err(e) => format!("Could not save {}: {e}", path.display()),
+            };
+            if quit {
+                if message.starts_with("Could not") {
+                    eprintln!("memmon: {message}");
+                    std::process::exit(1);
+                }
+                println!("{message}");
+                ctx2.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            let _ = done.send(message);
+            ctx2.request_repaint();
+        });
+    }
+}
+
+/// `$XDG_PICTURES_DIR`, else `~/Pictures`, else the current folder.
+pub fn export_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_PICTURES_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+    {
+        return dir;
+    }
+    if let Some(dir) = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join("Pictures"))
+        .filter(|d| d.is_dir())
+    {
+        return dir;
+    }
+    PathBuf::from(".")
+}
+
+pub fn save_png(image: &egui::ColorImage, path: &std::path::Path) -> anyhow::Result<()> {
+    let [w, h] = image.size;
+    let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+    let buffer = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
+        .ok_or_else(|| anyhow::anyhow!("the screenshot has an inconsistent size"))?;
+    buffer.save_with_format(path, image::ImageFormat::Png)?;
+    Ok(())
+}
+
+impl eframe::App for MemmonApp {
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_updates();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        MemmonApp::ui(self, ui);
+        let ctx = ui.ctx().clone();
+        self.apply_commands(&ctx);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}

@@ -1,0 +1,69 @@
+//! `memmon`: Memory Monitor's window.
+use std::{path::PathBuf, sync::mpsc};
+
+use anyhow::Context as _;
+use clap::Parser;
+use eframe::egui;
+use memmon::{
+    app::{MemmonApp, Settings},
+    source::{self, SourceChoice},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "memmon",
+    version,
+    about = "Memory Monitor: which processes use memory and how that changes"
+)]
+struct Cli {
+    /// Where data comes from: the helper (Full mode), the embedded /proc collector, or auto.
+    #[arg(long, value_enum, default_value = "auto")]
+    source: SourceChoice,
+    /// Save a PNG of the window once the first data is shown, then exit.
+    #[arg(long, value_name = "PATH")]
+    screenshot: Option<PathBuf>,
+    /// Select this PID (and open its plot) at start.
+    #[arg(long, value_name = "PID")]
+    select: Option<u32>,
+}
+
+fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Memory Monitor")
+            .with_app_id("io.github.memmon.MemoryMonitor")
+            .with_inner_size([1100.0, 720.0]),
+        persist_window: cli.screenshot.is_none(),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "io.github.memmon.MemoryMonitor",
+        options,
+        Box::new(move |cc| {
+            let settings: Settings = if cli.screenshot.is_some() {
+                Settings::default()
+            } else {
+                cc.storage
+                    .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+                    .unwrap_or_default()
+            };
+            let (request_tx, request_rx) = mpsc::channel();
+            let (update_tx, update_rx) = mpsc::channel();
+            let ctx = cc.egui_ctx.clone();
+            source::spawn(cli.source, request_rx, update_tx, move || {
+                ctx.request_repaint()
+            })
+            .context("starting the data source thread")?;
+            let mut app = MemmonApp::new(settings, update_rx, request_tx);
+            app.screenshot_then_quit = cli.screenshot.clone();
+            if let Some(pid) = cli.select {
+                app.select_pid_when_seen(pid);
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
