@@ -4,11 +4,13 @@
 #   - rust-src for the stable toolchain: -Z build-std=core for the bpfel target
 #   - tracefs mounted: tracepoints are attached through it
 #   - dbus-daemon, polkitd, bpftool, util-linux, passwd, make: the hermetic system-bus tests
+#   - xvfb, Mesa (GL/EGL), X11 client libraries: the real-window tests (glow renderer)
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-apt_packages=(llvm-22-dev util-linux dbus-daemon dbus-bin polkitd bpftool passwd make python3)
+apt_packages=(llvm-22-dev util-linux dbus-daemon dbus-bin polkitd bpftool passwd make python3
+  xvfb libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

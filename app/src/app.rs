@@ -120,6 +120,8 @@ pub struct MemmonApp {
     pub commands: Vec<Command>,
     pub status_message: Option<String>,
     focus_filter: bool,
+    /// Set by keyboard navigation: bring the selected row into view once.
+    scroll_to_selected: bool,
     /// `--screenshot PATH`: export once the first data is shown, then quit.
     pub screenshot_then_quit: Option<PathBuf>,
     exports: (Sender<String>, Receiver<String>),
@@ -156,6 +158,7 @@ impl MemmonApp {
             commands: Vec::new(),
             status_message: None,
             focus_filter: false,
+            scroll_to_selected: false,
             screenshot_then_quit: None,
             exports: std::sync::mpsc::channel(),
             plot_rect: None,
@@ -319,9 +322,8 @@ impl MemmonApp {
         ui.horizontal_wrapped(|ui| {
             ui.strong(format!("Mode: {}", self.mode_label()));
             ui.separator();
-            ui.label("Refresh:");
             let current = self.settings.interval_ms;
-            egui::ComboBox::from_id_salt("interval")
+            egui::ComboBox::from_label("Refresh")
                 .selected_text(format!("{:.1} s", current as f64 / 1000.0))
                 .show_ui(ui, |ui| {
                     for ms in INTERVALS_MS {
@@ -386,31 +388,36 @@ impl MemmonApp {
             .and_then(|sel| rows.iter().position(|r| (r.pid, r.start_time) == sel));
         let mut table = TableBuilder::new(ui)
             .striped(true)
-            .sense(egui::Sense::click())
             .cell_layout(egui::Layout::right_to_left(egui::Align::Center))
             .column(Column::auto().at_least(60.0))
             .column(Column::initial(160.0).at_least(80.0).clip(true))
             .columns(Column::auto().at_least(80.0), COLUMNS.len() - 2);
-        if let Some(i) = selected_index {
+        if std::mem::take(&mut self.scroll_to_selected)
+            && let Some(i) = selected_index
+        {
             table = table.scroll_to_row(i, None);
         }
         let (sort, descending) = (self.settings.sort, self.settings.descending);
         table
             .header(22.0, |mut header| {
                 for (title, tip, key) in COLUMNS {
+                    let arrow = if key == sort {
+                        if descending { " v" } else { " ^" }
+                    } else {
+                        ""
+                    };
+                    // The title is the click target (left-aligned so it stays inside its cell;
+                    // egui_extras' cell responses lag a column behind, so they are not used).
                     header.col(|ui| {
-                        let arrow = if key == sort {
-                            if descending { " ▼" } else { " ▲" }
-                        } else {
-                            ""
-                        };
-                        if ui
-                            .button(format!("{title}{arrow}"))
-                            .on_hover_text(tip)
-                            .clicked()
-                        {
-                            self.commands.push(Command::Sort(key));
-                        }
+                        let title = egui::RichText::new(format!("{title}{arrow}")).strong();
+                        ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                            let label = ui
+                                .add(egui::Label::new(title).sense(egui::Sense::click()))
+                                .on_hover_text(tip);
+                            if label.clicked() {
+                                self.commands.push(Command::Sort(key));
+                            }
+                        });
                     });
                 }
             })
@@ -439,16 +446,16 @@ impl MemmonApp {
                             let label = if i == 1 {
                                 ui.with_layout(
                                     egui::Layout::left_to_right(egui::Align::Center),
-                                    |ui| ui.label(text),
+                                    |ui| ui.add(egui::Label::new(text).sense(egui::Sense::click())),
                                 )
                                 .inner
                             } else {
-                                ui.label(text)
+                                ui.add(egui::Label::new(text).sense(egui::Sense::click()))
                             };
                             clicked |= label.clicked();
                         });
                     }
-                    if clicked || row.response().clicked() {
+                    if clicked {
                         self.commands.push(Command::Select(r.pid, r.start_time));
                     }
                 });
@@ -590,6 +597,7 @@ impl MemmonApp {
             };
             if let Some(&(pid, start_time)) = target.and_then(|i| rows.get(i)) {
                 self.selected = Some((pid, start_time));
+                self.scroll_to_selected = true;
             }
         });
     }
@@ -608,6 +616,16 @@ impl MemmonApp {
             ExportWhat::Plot => self.plot_rect,
         };
         let pixels_per_point = ctx.pixels_per_point();
+        // What the picture shows, for `--screenshot` users (documentation, tests).
+        let summary = format!(
+            "mode: {}, {} rows, {} with allocation data",
+            self.mode_label(),
+            self.visible_rows().len(),
+            self.visible_rows()
+                .iter()
+                .filter(|r| r.alloc.is_some())
+                .count()
+        );
         let done = self.exports.0.clone();
         let ctx2 = ctx.clone();
         ctx.request_screenshot(move |image: Arc<egui::ColorImage>| {
@@ -624,7 +642,7 @@ impl MemmonApp {
                     eprintln!("memmon: {message}");
                     std::process::exit(1);
                 }
-                println!("{message}");
+                println!("{message} ({summary})");
                 ctx2.send_viewport_cmd(egui::ViewportCommand::Close);
             }
             let _ = done.send(message);

@@ -1,0 +1,85 @@
+//! A real window: the real `memmon` binary under Xvfb with the glow renderer, embedded mode
+//! against the real /proc, exporting its own PNG. On CI (`CI=true`) a missing Xvfb is a failure.
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+struct Xvfb(Child);
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_xvfb() -> Option<(Xvfb, String)> {
+    let display = format!(":{}", 90 + std::process::id() % 900);
+    let child = match Command::new("Xvfb")
+        .args([
+            display.as_str(),
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("Xvfb is needed for the window test and CI=true: {e}");
+            }
+            eprintln!("SKIPPED: no Xvfb ({e})");
+            return None;
+        }
+    };
+    let socket = format!("/tmp/.X11-unix/X{}", &display[1..]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&socket).exists() {
+        assert!(Instant::now() < deadline, "Xvfb did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((Xvfb(child), display))
+}
+
+#[test]
+fn the_real_window_exports_a_png_of_its_size() {
+    let Some((_xvfb, display)) = start_xvfb() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("memmon-window-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let png = dir.join("window.png");
+    let out = Command::new(env!("CARGO_BIN_EXE_memmon"))
+        .args(["--source", "embedded", "--screenshot"])
+        .arg(&png)
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_RUNTIME_DIR", &dir)
+        .env("HOME", &dir)
+        .output()
+        .expect("run memmon");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "memmon failed: {out:?}");
+    assert!(stdout.contains("mode: Embedded"), "{stdout}");
+    let image = image::open(&png).expect("a readable PNG").to_rgba8();
+    assert_eq!(image.dimensions(), (1100, 720), "the window's size");
+    let mut colours = std::collections::HashSet::new();
+    for p in image.pixels() {
+        colours.insert(p.0);
+        if colours.len() > 50 {
+            break;
+        }
+    }
+    assert!(
+        colours.len() > 50,
+        "the picture looks blank ({} colours)",
+        colours.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
