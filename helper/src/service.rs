@@ -442,6 +442,7 @@ fn spawn_collector(
                         lock(&shared.history).record(&snapshot);
                         let mut p = shared.published.write().unwrap_or_else(|p| p.into_inner());
                         p.snapshot = Some(Arc::new(snapshot));
+                        p.views.clear();
                         p.error = None;
                     }
                     Err(e) => {

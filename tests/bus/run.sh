@@ -11,7 +11,7 @@ profile=${1:-debug}
 
 if [ "${MEMMON_BUS_INSIDE:-}" != 1 ]; then
   [ "$(id -u)" = 0 ] || { echo "bus tests need root"; [ "${CI:-}" = true ] && exit 1; exit 0; }
-  for b in memmon-helper memmon-workload; do
+  for b in memmon memmon-helper memmon-workload; do
     [ -x "target/$profile/$b" ] || { echo "target/$profile/$b missing: build it first"; exit 1; }
   done
   export MEMMON_BUS_INSIDE=1
@@ -31,7 +31,7 @@ for d in usr etc var; do
 done
 mount -t tmpfs tmpfs /run/dbus 2>/dev/null || { mkdir -p /run/dbus && mount -t tmpfs tmpfs /run/dbus; }
 mkdir -p "$tmp/bin"
-cp "target/$profile/memmon-workload" "$tmp/bin/"
+cp "target/$profile/memmon-workload" "target/$profile/memmon" "$tmp/bin/"
 chmod -R a+rx "$tmp/bin"
 
 # The project's real install into the overlaid /usr.
@@ -158,6 +158,25 @@ out=$(call memmon-t2 GetInfo)
 check "a non-member is still denied" grep -q 'NotAuthorized' <<<"$out"
 out=$(call memmon-t1 GetInfo)
 check "a member gets GetInfo" grep -q '"process_count"' <<<"$out"
+
+# --- the app, end to end: a granted user's window shows Full mode with eBPF columns ---------
+if command -v Xvfb >/dev/null; then
+  Xvfb :57 -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 & xvfb_pid=$!
+  wait_for "[ -S /tmp/.X11-unix/X57 ]"
+  mkdir -p "$tmp/home-t1"; chown memmon-t1 "$tmp/home-t1"; chmod 700 "$tmp/home-t1"
+  out=$(as memmon-t1 env DISPLAY=:57 HOME="$tmp/home-t1" XDG_RUNTIME_DIR="$tmp/home-t1" \
+        "$tmp/bin/memmon" --source helper --screenshot "$tmp/home-t1/full.png" 2>&1)
+  check "the app, as a granted user, shows Full mode" grep -q 'mode: Full' <<<"$out"
+  check "... with allocation data in its rows" grep -Eq 'rows, [1-9][0-9]* with allocation data' <<<"$out"
+  check "... and exports its window" test -s "$tmp/home-t1/full.png"
+  mkdir -p "$tmp/home-t2"; chown memmon-t2 "$tmp/home-t2"; chmod 700 "$tmp/home-t2"
+  out=$(as memmon-t2 env DISPLAY=:57 HOME="$tmp/home-t2" XDG_RUNTIME_DIR="$tmp/home-t2" \
+        "$tmp/bin/memmon" --screenshot "$tmp/home-t2/t2.png" 2>&1)
+  check "a denied user's app falls back to Embedded mode" grep -q 'mode: Embedded' <<<"$out"
+  kill "$xvfb_pid"; wait "$xvfb_pid" 2>/dev/null
+else
+  bad "Xvfb missing: the app end-to-end test cannot run"
+fi
 
 # --- history ---------------------------------------------------------------------------------
 start=$(awk '{print $22}' /proc/$wl_pid/stat)
