@@ -31,6 +31,8 @@ pub struct Settings {
     pub sort: SortKey,
     pub descending: bool,
     pub interval_ms: u64,
+    /// Names of pinned processes, re-pinned when a process of that name is seen.
+    pub pinned_names: Vec<String>,
 }
 
 impl Default for Settings {
@@ -39,6 +41,7 @@ impl Default for Settings {
             sort: SortKey::Rss,
             descending: true,
             interval_ms: 1000,
+            pinned_names: Vec::new(),
         }
     }
 }
@@ -94,6 +97,8 @@ pub enum Command {
     Select(u32, u64),
     OpenPlot,
     Interval(u64),
+    /// Pin or unpin a process for comparison in the plot.
+    TogglePin(u32, u64, String),
     Export(ExportWhat),
     Quit,
 }
@@ -115,6 +120,8 @@ pub struct MemmonApp {
     /// The selected process, by PID and start time (survives refreshes and row moves).
     pub selected: Option<(u32, u64)>,
     pub plot_open: bool,
+    /// Processes drawn in the plot next to the selected one, by (pid, start time).
+    pub pinned: Vec<(u32, u64)>,
     /// Histories received, by (pid, start time).
     pub histories: HashMap<(u32, u64), HistorySeries>,
     pub commands: Vec<Command>,
@@ -129,6 +136,8 @@ pub struct MemmonApp {
     frames_with_data: u32,
     /// `--select PID`: selected as soon as a snapshot lists it.
     select_when_seen: Option<u32>,
+    /// For `MEMMON_TRACE_STARTUP=1`: when the app was created.
+    created: std::time::Instant,
 }
 
 impl MemmonApp {
@@ -154,6 +163,7 @@ impl MemmonApp {
             filter: String::new(),
             selected: None,
             plot_open: false,
+            pinned: Vec::new(),
             histories: HashMap::new(),
             commands: Vec::new(),
             status_message: None,
@@ -164,6 +174,7 @@ impl MemmonApp {
             plot_rect: None,
             frames_with_data: 0,
             select_when_seen: None,
+            created: std::time::Instant::now(),
         }
     }
 
@@ -183,11 +194,24 @@ impl MemmonApp {
                         self.select_when_seen = None;
                         self.commands.push(Command::Select(row.pid, row.start_time));
                     }
+                    for name in &self.settings.pinned_names {
+                        let already = self
+                            .pinned
+                            .iter()
+                            .any(|p| self.histories.get(p).is_some_and(|h| &h.name == name));
+                        if let Some(row) = snapshot.processes.iter().find(|r| &r.name == name)
+                            && !already
+                            && !self.pinned.contains(&(row.pid, row.start_time))
+                        {
+                            self.pinned.push((row.pid, row.start_time));
+                        }
+                    }
                     self.snapshot = Some(*snapshot);
                     self.origin = Some(origin);
                     self.problem = None;
-                    // Keep the plot of the selected process current.
-                    if let Some((pid, start_time)) = self.selected.filter(|_| self.plot_open) {
+                    // Keep the plot of the selected and the pinned processes current.
+                    let selected = self.selected.filter(|_| self.plot_open);
+                    for &(pid, start_time) in selected.iter().chain(self.pinned.iter()) {
                         let _ = self.requests.send(Request::History { pid, start_time });
                     }
                 }
@@ -241,6 +265,12 @@ impl MemmonApp {
             .is_some_and(|s| !s.processes.is_empty())
         {
             self.frames_with_data += 1;
+            if self.frames_with_data == 1 && std::env::var_os("MEMMON_TRACE_STARTUP").is_some() {
+                eprintln!(
+                    "memmon: first populated frame {} ms after start",
+                    self.created.elapsed().as_millis()
+                );
+            }
         }
         if self.frames_with_data == 2
             && let Some(path) = self.screenshot_then_quit.clone()
@@ -274,6 +304,18 @@ impl MemmonApp {
                 Command::OpenPlot => {
                     if let Some((pid, start_time)) = self.selected {
                         self.plot_open = true;
+                        let _ = self.requests.send(Request::History { pid, start_time });
+                    }
+                }
+                Command::TogglePin(pid, start_time, name) => {
+                    if let Some(i) = self.pinned.iter().position(|&p| p == (pid, start_time)) {
+                        self.pinned.remove(i);
+                        self.settings.pinned_names.retain(|n| n != &name);
+                    } else {
+                        self.pinned.push((pid, start_time));
+                        if !self.settings.pinned_names.contains(&name) {
+                            self.settings.pinned_names.push(name);
+                        }
                         let _ = self.requests.send(Request::History { pid, start_time });
                     }
                 }
@@ -488,6 +530,15 @@ impl MemmonApp {
             if let Some(exited) = series.and_then(|s| s.exited_unix_ms) {
                 ui.label(format!("exited at {}", format::clock(exited)));
             }
+            let pinned = self.pinned.contains(&(pid, start_time));
+            if ui
+                .button(if pinned { "Unpin" } else { "Pin" })
+                .on_hover_text("Keep this process in the plot to compare it with others")
+                .clicked()
+            {
+                self.commands
+                    .push(Command::TogglePin(pid, start_time, name.clone()));
+            }
             if ui.button("Export plot PNG").clicked() {
                 self.commands.push(Command::Export(ExportWhat::Plot));
             }
@@ -499,28 +550,16 @@ impl MemmonApp {
             ui.label("Loading history…");
             return;
         };
-        let points =
-            |f: &dyn Fn(&memmon_helper::history::HistorySample) -> Option<f64>| -> Vec<[f64; 2]> {
-                // Values hold until the next change (change-only samples): draw steps, and extend
-                // the last value to "last seen".
-                let mut pts: Vec<[f64; 2]> = Vec::with_capacity(series.samples.len() * 2 + 1);
-                for s in &series.samples {
-                    let Some(v) = f(s) else { continue };
-                    let t = s.unix_ms as f64 / 1000.0;
-                    if let Some(&[_, prev]) = pts.last() {
-                        pts.push([t, prev]);
-                    }
-                    pts.push([t, v]);
-                }
-                if let Some(&[_, v]) = pts.last() {
-                    pts.push([series.last_seen_unix_ms as f64 / 1000.0, v]);
-                }
-                pts
-            };
         let mib = 1.0 / 1024.0;
-        let rss = points(&|s| Some(s.rss_kb as f64 * mib));
-        let peak = points(&|s| Some(s.peak_rss_kb as f64 * mib));
-        let net = points(&|s| s.net_mapped.map(|n| n as f64 / 1048576.0));
+        let rss = step_points(series, &|s| Some(s.rss_kb as f64 * mib));
+        let peak = step_points(series, &|s| Some(s.peak_rss_kb as f64 * mib));
+        let net = step_points(series, &|s| s.net_mapped.map(|n| n as f64 / 1048576.0));
+        let pinned_series: Vec<&HistorySeries> = self
+            .pinned
+            .iter()
+            .filter(|&&p| p != (pid, start_time))
+            .filter_map(|p| self.histories.get(p))
+            .collect();
         let response = egui_plot::Plot::new(("history", pid, start_time))
             .legend(egui_plot::Legend::default())
             .x_axis_formatter(|mark, _| format::clock((mark.value * 1000.0) as u64))
@@ -545,6 +584,12 @@ impl MemmonApp {
                 );
                 if !net.is_empty() {
                     plot.line(egui_plot::Line::new("Net mapped", net));
+                }
+                for other in &pinned_series {
+                    plot.line(egui_plot::Line::new(
+                        format!("RSS {} ({})", other.name, other.pid),
+                        step_points(other, &|s| Some(s.rss_kb as f64 * mib)),
+                    ));
                 }
             });
         self.plot_rect = Some(response.response.rect);
@@ -649,6 +694,27 @@ impl MemmonApp {
             ctx2.request_repaint();
         });
     }
+}
+
+/// A change-only series as plot points: values hold until the next change, so draw steps, and
+/// extend the last value to when the process was last seen.
+fn step_points(
+    series: &HistorySeries,
+    value: &dyn Fn(&memmon_helper::history::HistorySample) -> Option<f64>,
+) -> Vec<[f64; 2]> {
+    let mut pts: Vec<[f64; 2]> = Vec::with_capacity(series.samples.len() * 2 + 1);
+    for s in &series.samples {
+        let Some(v) = value(s) else { continue };
+        let t = s.unix_ms as f64 / 1000.0;
+        if let Some(&[_, prev]) = pts.last() {
+            pts.push([t, prev]);
+        }
+        pts.push([t, v]);
+    }
+    if let Some(&[_, v]) = pts.last() {
+        pts.push([series.last_seen_unix_ms as f64 / 1000.0, v]);
+    }
+    pts
 }
 
 /// `$XDG_PICTURES_DIR`, else `~/Pictures`, else the current folder.

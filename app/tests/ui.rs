@@ -270,3 +270,40 @@ fn the_interval_selector_asks_the_source() {
             .any(|r| r == Request::Interval(std::time::Duration::from_millis(2000)))
     );
 }
+
+#[test]
+fn two_processes_can_be_pinned_and_compared() {
+    let (mut h, f) = harness(sample_rows(), Origin::Helper);
+    h.get_by_label("Xorg").click();
+    h.run();
+    h.get_by_label("Pin").click();
+    h.run();
+    h.get_by_label("firefox").click();
+    h.run();
+    h.get_by_label("Pin").click();
+    h.run();
+    assert_eq!(h.state().pinned, vec![(7, 1007), (42, 1042)]);
+    assert_eq!(
+        h.state().settings.pinned_names,
+        vec!["Xorg".to_owned(), "firefox".to_owned()]
+    );
+    // Both histories are asked for on every refresh.
+    let _ = f.requests.try_iter().count();
+    f.updates
+        .send(Update::Snapshot {
+            snapshot: snapshot(sample_rows()),
+            origin: Origin::Helper,
+        })
+        .expect("send");
+    h.run();
+    let asked: Vec<Request> = f.requests.try_iter().collect();
+    for (pid, start_time) in [(7, 1007), (42, 1042)] {
+        assert!(
+            asked.contains(&Request::History { pid, start_time }),
+            "{asked:?}"
+        );
+    }
+    h.get_by_label("Unpin").click();
+    h.run();
+    assert_eq!(h.state().pinned, vec![(7, 1007)]);
+}

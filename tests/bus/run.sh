@@ -11,7 +11,9 @@ profile=${1:-debug}
 
 if [ "${MEMMON_BUS_INSIDE:-}" != 1 ]; then
   [ "$(id -u)" = 0 ] || { echo "bus tests need root"; [ "${CI:-}" = true ] && exit 1; exit 0; }
-  for b in memmon memmon-helper memmon-workload; do
+  needed=(memmon-helper memmon-workload)
+  [ -n "${MEMMON_BUS_BENCH:-}" ] || needed+=(memmon)
+  for b in "${needed[@]}"; do
     [ -x "target/$profile/$b" ] || { echo "target/$profile/$b missing: build it first"; exit 1; }
   done
   export MEMMON_BUS_INSIDE=1
@@ -31,7 +33,8 @@ for d in usr etc var; do
 done
 mount -t tmpfs tmpfs /run/dbus 2>/dev/null || { mkdir -p /run/dbus && mount -t tmpfs tmpfs /run/dbus; }
 mkdir -p "$tmp/bin"
-cp "target/$profile/memmon-workload" "target/$profile/memmon" "$tmp/bin/"
+cp "target/$profile/memmon-workload" "$tmp/bin/"
+[ -x "target/$profile/memmon" ] && cp "target/$profile/memmon" "$tmp/bin/"
 chmod -R a+rx "$tmp/bin"
 
 # The project's real install into the overlaid /usr.
