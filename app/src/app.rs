@@ -424,7 +424,10 @@ impl MemmonApp {
     }
 
     fn grid_ui(&mut self, ui: &mut egui::Ui) {
-        let rows: Vec<ProcessRow> = self.visible_rows().into_iter().cloned().collect();
+        // Rows are borrowed, not cloned: the grid is drawn every frame.
+        let mut commands = Vec::new();
+        let scroll_to_selected = std::mem::take(&mut self.scroll_to_selected);
+        let rows = self.visible_rows();
         let selected_index = self
             .selected
             .and_then(|sel| rows.iter().position(|r| (r.pid, r.start_time) == sel));
@@ -434,9 +437,7 @@ impl MemmonApp {
             .column(Column::auto().at_least(60.0))
             .column(Column::initial(160.0).at_least(80.0).clip(true))
             .columns(Column::auto().at_least(80.0), COLUMNS.len() - 2);
-        if std::mem::take(&mut self.scroll_to_selected)
-            && let Some(i) = selected_index
-        {
+        if scroll_to_selected && let Some(i) = selected_index {
             table = table.scroll_to_row(i, None);
         }
         let (sort, descending) = (self.settings.sort, self.settings.descending);
@@ -457,7 +458,7 @@ impl MemmonApp {
                                 .add(egui::Label::new(title).sense(egui::Sense::click()))
                                 .on_hover_text(tip);
                             if label.clicked() {
-                                self.commands.push(Command::Sort(key));
+                                commands.push(Command::Sort(key));
                             }
                         });
                     });
@@ -498,7 +499,7 @@ impl MemmonApp {
                         });
                     }
                     if clicked {
-                        self.commands.push(Command::Select(r.pid, r.start_time));
+                        commands.push(Command::Select(r.pid, r.start_time));
                     }
                 });
             });
@@ -509,6 +510,8 @@ impl MemmonApp {
                 "No process matches."
             });
         }
+        drop(rows);
+        self.commands.extend(commands);
     }
 
     fn plot_ui(&mut self, ui: &mut egui::Ui) {
