@@ -16,7 +16,7 @@ while [ ! -S /tmp/.X11-unix/X71 ]; do sleep 0.05; done
 home=$(mktemp -d)
 for i in 1 2 3 4 5; do
   DISPLAY=$display HOME=$home MEMMON_TRACE_STARTUP=1 target/release/memmon --source embedded \
-    --screenshot "$home/s.png" 2>&1 >/dev/null | grep -o 'first populated frame [0-9]* ms'
+    --screenshot "$home/s.png" 2>&1 >/dev/null | grep -o 'first populated frame [0-9]* ms after launch'
 done
 DISPLAY=$display HOME=$home target/release/memmon --source embedded >/dev/null 2>&1 & app=$!
 sleep 5

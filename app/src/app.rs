@@ -136,8 +136,8 @@ pub struct MemmonApp {
     frames_with_data: u32,
     /// `--select PID`: selected as soon as a snapshot lists it.
     select_when_seen: Option<u32>,
-    /// For `MEMMON_TRACE_STARTUP=1`: when the app was created.
-    created: std::time::Instant,
+    /// For `MEMMON_TRACE_STARTUP=1`: when the process started (set by `main`).
+    pub launched: std::time::Instant,
 }
 
 impl MemmonApp {
@@ -174,7 +174,7 @@ impl MemmonApp {
             plot_rect: None,
             frames_with_data: 0,
             select_when_seen: None,
-            created: std::time::Instant::now(),
+            launched: std::time::Instant::now(),
         }
     }
 
@@ -267,8 +267,8 @@ impl MemmonApp {
             self.frames_with_data += 1;
             if self.frames_with_data == 1 && std::env::var_os("MEMMON_TRACE_STARTUP").is_some() {
                 eprintln!(
-                    "memmon: first populated frame {} ms after start",
-                    self.created.elapsed().as_millis()
+                    "memmon: first populated frame {} ms after launch",
+                    self.launched.elapsed().as_millis()
                 );
             }
         }

@@ -28,6 +28,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    let launched = std::time::Instant::now();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let options = eframe::NativeOptions {
@@ -59,6 +60,7 @@ fn main() -> anyhow::Result<()> {
             .context("starting the data source thread")?;
             let mut app = MemmonApp::new(settings, update_rx, request_tx);
             app.screenshot_then_quit = cli.screenshot.clone();
+            app.launched = launched;
             if let Some(pid) = cli.select {
                 app.select_pid_when_seen(pid);
             }
