@@ -16,11 +16,20 @@ POLKIT_ACTIONDIR ?= /usr/share/polkit-1/actions
 SYSTEMD_UNITDIR ?= /usr/lib/systemd/system
 TARGET = target/$(PROFILE)
 
-.PHONY: all build install uninstall
-all: build
+APP_ID = io.github.memmon.MemoryMonitor
+ICONDIR = $(DATADIR)/icons/hicolor
+
+.PHONY: all build icons install uninstall
+all: build icons
 
 build:
-	$(CARGO) build --locked $(if $(filter release,$(PROFILE)),--release,) -p memmon-helper --bin memmon-helper
+	$(CARGO) build --locked $(if $(filter release,$(PROFILE)),--release,) -p memmon-helper -p memmon --bin memmon-helper --bin memmon
+
+# PNG renders of the SVG icon (rsvg-convert, from librsvg2-bin).
+icons: target/icons/128/$(APP_ID).png target/icons/256/$(APP_ID).png
+target/icons/%/$(APP_ID).png: assets/$(APP_ID).svg
+	mkdir -p $(dir $@)
+	rsvg-convert -w $* -h $* $< -o $@
 
 install:
 	@test -x $(TARGET)/memmon-helper || { echo "run 'make' (or PROFILE=$(PROFILE) build) first"; exit 1; }
@@ -31,11 +40,23 @@ install:
 	sed 's|@BINDIR@|$(BINDIR)|g' packaging/systemd/memmon-helper.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service
 	chmod 0644 $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service
 	install -D -m 0644 packaging/polkit/io.github.memmon.policy $(DESTDIR)$(POLKIT_ACTIONDIR)/io.github.memmon.policy
+	@if [ -x $(TARGET)/memmon ]; then \
+	  install -D -m 0755 $(TARGET)/memmon $(DESTDIR)$(BINDIR)/memmon && \
+	  install -D -m 0644 assets/$(APP_ID).desktop $(DESTDIR)$(DATADIR)/applications/$(APP_ID).desktop && \
+	  install -D -m 0644 assets/$(APP_ID).metainfo.xml $(DESTDIR)$(DATADIR)/metainfo/$(APP_ID).metainfo.xml && \
+	  install -D -m 0644 assets/$(APP_ID).svg $(DESTDIR)$(ICONDIR)/scalable/apps/$(APP_ID).svg && \
+	  for s in 128 256; do [ ! -f target/icons/$$s/$(APP_ID).png ] || \
+	    install -D -m 0644 target/icons/$$s/$(APP_ID).png $(DESTDIR)$(ICONDIR)/$${s}x$$s/apps/$(APP_ID).png; done; \
+	else echo "note: $(TARGET)/memmon not built: installing the helper only"; fi
 	@if [ -z "$(DESTDIR)" ] && command -v dbus-send >/dev/null && [ -S /run/dbus/system_bus_socket ]; then \
 	  dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig || true; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/memmon-helper \
+	rm -f $(DESTDIR)$(BINDIR)/memmon-helper $(DESTDIR)$(BINDIR)/memmon \
+	  $(DESTDIR)$(DATADIR)/applications/$(APP_ID).desktop \
+	  $(DESTDIR)$(DATADIR)/metainfo/$(APP_ID).metainfo.xml \
+	  $(DESTDIR)$(ICONDIR)/scalable/apps/$(APP_ID).svg \
+	  $(DESTDIR)$(ICONDIR)/128x128/apps/$(APP_ID).png $(DESTDIR)$(ICONDIR)/256x256/apps/$(APP_ID).png \
 	  $(DESTDIR)$(DBUS_POLICYDIR)/io.github.memmon.Helper1.conf \
 	  $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service \
 	  $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service \

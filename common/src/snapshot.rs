@@ -309,8 +309,8 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let rss = if x % 10 == 0 { None } else { Some(x % 50) };
-                let net = if x % 7 == 0 {
+                let rss = if x.is_multiple_of(10) { None } else { Some(x % 50) };
+                let net = if x.is_multiple_of(7) {
                     None
                 } else {
                     Some((x % 40) as i64 - 20)

@@ -168,10 +168,16 @@ if command -v Xvfb >/dev/null; then
   wait_for "[ -S /tmp/.X11-unix/X57 ]"
   mkdir -p "$tmp/home-t1"; chown memmon-t1 "$tmp/home-t1"; chmod 700 "$tmp/home-t1"
   out=$(as memmon-t1 env DISPLAY=:57 HOME="$tmp/home-t1" XDG_RUNTIME_DIR="$tmp/home-t1" \
-        "$tmp/bin/memmon" --source helper --screenshot "$tmp/home-t1/full.png" 2>&1)
+        "$tmp/bin/memmon" --source helper --select "$wl_pid" --screenshot "$tmp/home-t1/full.png" 2>&1)
   check "the app, as a granted user, shows Full mode" grep -q 'mode: Full' <<<"$out"
   check "... with allocation data in its rows" grep -Eq 'rows, [1-9][0-9]* with allocation data' <<<"$out"
   check "... and exports its window" test -s "$tmp/home-t1/full.png"
+  [ -z "${MEMMON_SAVE_SCREENSHOT:-}" ] || cp "$tmp/home-t1/full.png" "$MEMMON_SAVE_SCREENSHOT"
+  exec_line=$(sed -n 's/^Exec=//p' /usr/share/applications/io.github.memmon.MemoryMonitor.desktop)
+  # shellcheck disable=SC2086
+  out=$(as memmon-t1 env DISPLAY=:57 HOME="$tmp/home-t1" XDG_RUNTIME_DIR="$tmp/home-t1" PATH=/usr/bin:/bin \
+        $exec_line --screenshot "$tmp/home-t1/menu.png" 2>&1)
+  check "the installed .desktop Exec line starts the installed app (Full mode)" grep -q 'mode: Full' <<<"$out"
   mkdir -p "$tmp/home-t2"; chown memmon-t2 "$tmp/home-t2"; chmod 700 "$tmp/home-t2"
   out=$(as memmon-t2 env DISPLAY=:57 HOME="$tmp/home-t2" XDG_RUNTIME_DIR="$tmp/home-t2" \
         "$tmp/bin/memmon" --screenshot "$tmp/home-t2/t2.png" 2>&1)

@@ -137,9 +137,13 @@ fn exact(args: &ExactArgs) -> anyhow::Result<()> {
     if args.threads == 0 || args.size == 0 {
         bail!("--threads and --size must be at least 1");
     }
+    // Threads must be fully started (std maps each one a signal stack as it starts) before
+    // `ready`, or their start-up would land among the counted operations.
+    let started = Arc::new(Barrier::new(args.threads + 1));
     let start = Arc::new(Barrier::new(args.threads + 1));
     let finished = Arc::new(AtomicUsize::new(0));
     for _ in 0..args.threads {
+        let started = Arc::clone(&started);
         let start = Arc::clone(&start);
         let finished = Arc::clone(&finished);
         let (mmaps, munmaps, size) = (args.mmaps, args.munmaps, args.size);
@@ -147,6 +151,7 @@ fn exact(args: &ExactArgs) -> anyhow::Result<()> {
         std::thread::Builder::new()
             .spawn(move || {
                 let mut regions: Vec<usize> = Vec::with_capacity(mmaps);
+                started.wait();
                 start.wait();
                 map_unmap(
                     &mut regions,
@@ -164,6 +169,7 @@ fn exact(args: &ExactArgs) -> anyhow::Result<()> {
             })
             .context("spawning a worker thread")?;
     }
+    started.wait();
     // SAFETY: brk(0) only reports the current break.
     let base = unsafe { libc::syscall(libc::SYS_brk, 0usize) } as usize;
     raw_write(b"ready\n");
