@@ -309,7 +309,11 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let rss = if x.is_multiple_of(10) { None } else { Some(x % 50) };
+                let rss = if x.is_multiple_of(10) {
+                    None
+                } else {
+                    Some(x % 50)
+                };
                 let net = if x.is_multiple_of(7) {
                     None
                 } else {
