@@ -37,8 +37,13 @@ cp "target/$profile/memmon-workload" "$tmp/bin/"
 [ -x "target/$profile/memmon" ] && cp "target/$profile/memmon" "$tmp/bin/"
 chmod -R a+rx "$tmp/bin"
 
-# The project's real install into the overlaid /usr.
-make -s install PREFIX=/usr PROFILE="$profile" >/dev/null || { echo "make install failed"; exit 1; }
+# The project's real install into the overlaid /usr: `make install`, or the Debian package when
+# MEMMON_DEB names one (dpkg -i, with its maintainer scripts).
+if [ -n "${MEMMON_DEB:-}" ]; then
+  dpkg -i "$MEMMON_DEB" >/dev/null || { echo "dpkg -i $MEMMON_DEB failed"; exit 1; }
+else
+  make -s install PREFIX=/usr PROFILE="$profile" >/dev/null || { echo "make install failed"; exit 1; }
+fi
 # Test users: t1 in the group a rule will grant, t2 not.
 groupadd -f memmon-readers
 id memmon-t1 >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin -G memmon-readers memmon-t1
