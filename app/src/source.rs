@@ -279,9 +279,7 @@ pub fn describe(err: &zbus::Error) -> String {
             let name = name.as_str();
             let message = message.as_deref().unwrap_or("");
             if name.ends_with("ServiceUnknown") {
-                "the helper is not installed (no io.github.memmon.Helper1 on the system bus) — \
-                 install memmon-helper to see allocation activity"
-                    .into()
+                helper_missing_hint(std::path::Path::new("/.flatpak-info").exists())
             } else if name.ends_with("NotAuthorized") || name.ends_with("AuthenticationRequired") {
                 format!("the helper refused: {message}")
             } else {
@@ -289,6 +287,43 @@ pub fn describe(err: &zbus::Error) -> String {
             }
         }
         other => format!("the system bus is not reachable: {other}"),
+    }
+}
+
+/// What to tell a user whose system has no helper. A sandboxed (Flatpak) app cannot load eBPF,
+/// so the helper must come from the host.
+pub fn helper_missing_hint(in_flatpak: bool) -> String {
+    if in_flatpak {
+        format!(
+            "the helper is not installed on this computer; Memory Monitor runs as a Flatpak and cannot \
+             track allocations by itself — install the host helper: `sudo apt install \
+             ./memmon_{}_amd64.deb` (or from source: `make && sudo make install PREFIX=/usr`)",
+            env!("CARGO_PKG_VERSION")
+        )
+    } else {
+        "the helper is not installed (no io.github.memmon.Helper1 on the system bus) — install \
+         memmon-helper (`sudo make install PREFIX=/usr` or the memmon .deb) to see allocation activity"
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_helper_is_explained_for_each_packaging() {
+        let host = helper_missing_hint(false);
+        assert!(
+            host.contains("not installed") && host.contains("make install"),
+            "{host}"
+        );
+        let sandboxed = helper_missing_hint(true);
+        assert!(
+            sandboxed.contains("Flatpak") && sandboxed.contains("host helper"),
+            "{sandboxed}"
+        );
+        assert!(sandboxed.contains(".deb"), "{sandboxed}");
     }
 }
 
