@@ -76,6 +76,11 @@ struct SnapshotArgs {
     /// instead of reading /proc here; --top is then at most 1000.
     #[arg(long, conflicts_with = "no_ebpf")]
     bus: bool,
+    /// With --bus: ask the service to collect every MS milliseconds (250..=10000) while this
+    /// command runs.
+    #[arg(long, value_name = "MS", requires = "bus",
+          value_parser = clap::value_parser!(u32).range(250..=10_000))]
+    interval_ms: Option<u32>,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -175,9 +180,13 @@ impl Source {
                 let conn = zbus::Connection::system()
                     .await
                     .context("connecting to the system bus")?;
-                Helper1Proxy::new(&conn)
+                let proxy = Helper1Proxy::new(&conn)
                     .await
-                    .context("creating the Helper1 proxy")
+                    .context("creating the Helper1 proxy")?;
+                if let Some(ms) = args.interval_ms {
+                    proxy.set_interval(ms).await.map_err(describe_bus_error)?;
+                }
+                anyhow::Ok(proxy)
             })?;
             return Ok(Source::Bus { runtime, proxy });
         }

@@ -238,7 +238,15 @@ for _ in 1 2 3 4 5; do call memmon-t1 GetInfo >/dev/null; done
 sleep 1.5
 kill -TERM $watcher; wait $watcher; rc=$?
 check "a second client coming and going does not disturb the first" test "$rc" = 0 -a "$(grep -c '"processes"' "$tmp/watch.out")" -ge 4
-check "SetInterval from a departed client is forgotten" grep -A1 '"interval_ms"' <<<"$(call root GetInfo)" | grep -q 'uint32 1000\|uint32 250'
+(exec setpriv --reuid memmon-t1 --regid "$(id -g memmon-t1)" --init-groups -- \
+  /usr/bin/memmon-helper snapshot --bus --json --top 1 --watch 0.3 --interval-ms 300 > /dev/null 2>&1) & fast=$!
+sleep 1
+check "SetInterval: the collector runs at the interval a connected client asked for" \
+  bash -c "grep -A1 '\"interval_ms\"' <<<\"\$(dbus-send --system --print-reply --dest=io.github.memmon.Helper1 /io/github/memmon/Helper1 io.github.memmon.Helper1.GetInfo)\" | grep -q 'uint32 300'"
+kill -TERM $fast; wait $fast
+sleep 0.5
+check "... and returns to the default when that client leaves" \
+  bash -c "grep -A1 '\"interval_ms\"' <<<\"\$(dbus-send --system --print-reply --dest=io.github.memmon.Helper1 /io/github/memmon/Helper1 io.github.memmon.Helper1.GetInfo)\" | grep -q 'uint32 1000'"
 
 # --- second instance --------------------------------------------------------------------------
 out=$(/usr/bin/memmon-helper serve 2>&1); rc=$?
