@@ -15,7 +15,9 @@ impl Drop for Xvfb {
 }
 
 fn start_xvfb() -> Option<(Xvfb, String)> {
-    let display = format!(":{}", 90 + std::process::id() % 900);
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let display = format!(":{}", 100 + (std::process::id() * 2 + n) % 800);
     let child = match Command::new("Xvfb")
         .args([
             display.as_str(),
@@ -80,6 +82,35 @@ fn the_real_window_exports_a_png_of_its_size() {
         colours.len() > 50,
         "the picture looks blank ({} colours)",
         colours.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unwritable_export_folder_gives_a_message_not_a_crash() {
+    let Some((_xvfb, display)) = start_xvfb() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("memmon-window-ro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_memmon"))
+        .args([
+            "--source",
+            "embedded",
+            "--screenshot",
+            "/nonexistent-folder/window.png",
+        ])
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_RUNTIME_DIR", &dir)
+        .env("HOME", &dir)
+        .output()
+        .expect("run memmon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr.contains("Could not save /nonexistent-folder/window.png"),
+        "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
