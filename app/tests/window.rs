@@ -49,27 +49,35 @@ fn start_xvfb() -> Option<(Xvfb, String)> {
     Some((Xvfb(child), display))
 }
 
-#[test]
-fn the_real_window_exports_a_png_of_its_size() {
-    let Some((_xvfb, display)) = start_xvfb() else {
-        return;
-    };
-    let dir = std::env::temp_dir().join(format!("memmon-window-{}", std::process::id()));
+/// Runs the real `memmon --source embedded --screenshot PATH` on `display`, with a private home.
+fn screenshot(display: &str, label: &str, png: &std::path::Path) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("memmon-window-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let png = dir.join("window.png");
     let out = Command::new(env!("CARGO_BIN_EXE_memmon"))
         .args(["--source", "embedded", "--screenshot"])
-        .arg(&png)
-        .env("DISPLAY", &display)
+        .arg(png)
+        .env("DISPLAY", display)
         .env_remove("WAYLAND_DISPLAY")
         .env("XDG_RUNTIME_DIR", &dir)
         .env("HOME", &dir)
         .output()
         .expect("run memmon");
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+#[test]
+fn the_real_window_exports_a_png_of_its_size() {
+    let Some((_xvfb, display)) = start_xvfb() else {
+        return;
+    };
+    let png = std::env::temp_dir().join(format!("memmon-window-{}.png", std::process::id()));
+    let out = screenshot(&display, "ok", &png);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "memmon failed: {out:?}");
     assert!(stdout.contains("mode: Embedded"), "{stdout}");
     let image = image::open(&png).expect("a readable PNG").to_rgba8();
+    let _ = std::fs::remove_file(&png);
     assert_eq!(image.dimensions(), (1100, 720), "the window's size");
     let mut colours = std::collections::HashSet::new();
     for p in image.pixels() {
@@ -83,7 +91,6 @@ fn the_real_window_exports_a_png_of_its_size() {
         "the picture looks blank ({} colours)",
         colours.len()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -91,26 +98,15 @@ fn an_unwritable_export_folder_gives_a_message_not_a_crash() {
     let Some((_xvfb, display)) = start_xvfb() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("memmon-window-ro-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_memmon"))
-        .args([
-            "--source",
-            "embedded",
-            "--screenshot",
-            "/nonexistent-folder/window.png",
-        ])
-        .env("DISPLAY", &display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("XDG_RUNTIME_DIR", &dir)
-        .env("HOME", &dir)
-        .output()
-        .expect("run memmon");
+    let out = screenshot(
+        &display,
+        "ro",
+        std::path::Path::new("/nonexistent-folder/window.png"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         stderr.contains("Could not save /nonexistent-folder/window.png"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,13 +25,4 @@ pub fn empty_process_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // SAFETY: nothing here can panic; the verifier would reject a reachable panic anyway.
-    unsafe { core::hint::unreachable_unchecked() }
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
+mod runtime;
