@@ -307,6 +307,19 @@ pub fn helper_missing_hint(in_flatpak: bool) -> String {
     }
 }
 
+fn empty_snapshot() -> Snapshot {
+    Snapshot {
+        taken_at_unix_ms: 0,
+        scan_duration_us: 0,
+        mode: memmon_common::snapshot::Mode::Embedded,
+        mode_reason: None,
+        system: Default::default(),
+        process_count: 0,
+        bpf_drops: 0,
+        processes: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,18 +337,5 @@ mod tests {
             "{sandboxed}"
         );
         assert!(sandboxed.contains(".deb"), "{sandboxed}");
-    }
-}
-
-fn empty_snapshot() -> Snapshot {
-    Snapshot {
-        taken_at_unix_ms: 0,
-        scan_duration_us: 0,
-        mode: memmon_common::snapshot::Mode::Embedded,
-        mode_reason: None,
-        system: Default::default(),
-        process_count: 0,
-        bpf_drops: 0,
-        processes: Vec::new(),
     }
 }

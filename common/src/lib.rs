@@ -55,18 +55,6 @@ pub struct ProcCounters {
 }
 
 impl ProcCounters {
-    /// Adds another record's counters (wrapping: they never overflow in practice).
-    pub fn accumulate(&mut self, other: &ProcCounters) {
-        self.mmap_count = self.mmap_count.wrapping_add(other.mmap_count);
-        self.mmap_bytes = self.mmap_bytes.wrapping_add(other.mmap_bytes);
-        self.munmap_count = self.munmap_count.wrapping_add(other.munmap_count);
-        self.munmap_bytes = self.munmap_bytes.wrapping_add(other.munmap_bytes);
-        self.brk_grow_count = self.brk_grow_count.wrapping_add(other.brk_grow_count);
-        self.brk_grow_bytes = self.brk_grow_bytes.wrapping_add(other.brk_grow_bytes);
-        self.brk_shrink_count = self.brk_shrink_count.wrapping_add(other.brk_shrink_count);
-        self.brk_shrink_bytes = self.brk_shrink_bytes.wrapping_add(other.brk_shrink_bytes);
-    }
-
     /// Bytes allocated: mmap'd plus brk growth.
     pub fn total_allocated(&self) -> u64 {
         self.mmap_bytes.wrapping_add(self.brk_grow_bytes)
@@ -141,22 +129,16 @@ mod tests {
 
     #[test]
     fn derived_totals() {
-        let mut a = ProcCounters {
+        let a = ProcCounters {
             mmap_count: 2,
             mmap_bytes: 8192,
-            munmap_count: 1,
-            munmap_bytes: 4096,
+            munmap_count: 2,
+            munmap_bytes: 20480,
             brk_grow_count: 1,
             brk_grow_bytes: 100,
             brk_shrink_count: 0,
             brk_shrink_bytes: 0,
         };
-        let b = ProcCounters {
-            munmap_count: 1,
-            munmap_bytes: 16384,
-            ..Default::default()
-        };
-        a.accumulate(&b);
         assert_eq!(a.alloc_count(), 3);
         assert_eq!(a.free_count(), 2);
         assert_eq!(a.total_allocated(), 8292);

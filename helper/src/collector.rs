@@ -201,18 +201,10 @@ impl Collector {
         0
     }
 
-    /// Whether the kernel holds a record for `pid` (tests use it to check exit cleanup).
+    /// What the kernel holds for `pid` (tests check exit cleanup and in-kernel consistency).
     #[cfg(feature = "ebpf")]
-    pub fn has_kernel_record(&self, pid: u32) -> bool {
-        self.tracker
-            .as_ref()
-            .is_some_and(|t| t.record(pid).is_some())
-    }
-
-    /// The /proc scan alone (for benchmarks).
-    pub fn scan_only(&mut self) -> Result<usize, CollectError> {
-        self.scanner.scan(&mut self.samples)?;
-        Ok(self.samples.len())
+    pub fn kernel_record(&self, pid: u32) -> Option<ProcRecord> {
+        self.tracker.as_ref().and_then(|t| t.record(pid))
     }
 }
 

@@ -189,7 +189,7 @@ impl ProcScanner {
     fn sample_new(&mut self, pid: u32) -> Option<ProcSample> {
         let dir = Process::new(pid as i32).ok()?;
         let start_time = dir.stat().ok()?.starttime;
-        read_status_at(&dir, &mut self.buf).ok()?;
+        read_at(&dir, "status", &mut self.buf).ok()?;
         let keep = self.open_dirs < self.max_open_dirs;
         if keep {
             self.open_dirs += 1;
@@ -262,10 +262,6 @@ fn sample_from(pid: u32, start_time: u64, status: &[u8]) -> ProcSample {
     }
 }
 
-fn read_status_at(dir: &Process, buf: &mut Vec<u8>) -> Result<(), ProcError> {
-    read_at(dir, "status", buf)
-}
-
 fn read_at(dir: &Process, file: &str, buf: &mut Vec<u8>) -> Result<(), ProcError> {
     let mut file = dir.open_relative(file)?;
     buf.clear();
@@ -280,7 +276,7 @@ fn read_status_by_path(pid: u32, start_time: u64, buf: &mut Vec<u8>) -> Result<(
     if dir.stat()?.starttime != start_time {
         return Err(ProcError::NotFound(None));
     }
-    read_status_at(&dir, buf)
+    read_at(&dir, "status", buf)
 }
 
 fn list_pids(pids: &mut Vec<u32>) -> io::Result<()> {
@@ -376,7 +372,7 @@ RssAnon:\t     500 kB\nRssFile:\t     280 kB\nRssShmem:\t      20 kB\nVmSwap:\t 
         let me = Process::myself().expect("own /proc entry");
         let full = me.status().expect("procfs parses status");
         let mut buf = Vec::new();
-        read_status_at(&me, &mut buf).expect("read status");
+        read_at(&me, "status", &mut buf).expect("read status");
         let (f, name) = StatusFields::parse(&buf);
         assert_eq!(&buf[name.expect("name")], full.name.as_bytes());
         // RSS can move between the two reads; the size fields of an idle test thread do not.
