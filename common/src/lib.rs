@@ -6,6 +6,12 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 #[cfg(feature = "std")]
+pub mod diagnostics;
+#[cfg(feature = "std")]
+pub mod export;
+#[cfg(feature = "std")]
+pub mod series;
+#[cfg(feature = "std")]
 pub mod snapshot;
 
 /// Hash map: thread-group id → [`ProcRecord`].
@@ -23,6 +29,11 @@ pub const GLOBAL_EXIT_GROUP_DEAD_OFFSET: &str = "EXIT_GROUP_DEAD_OFFSET";
 /// initial namespace. Kernel programs then report PIDs as that namespace numbers them.
 pub const GLOBAL_PIDNS_DEV: &str = "PIDNS_DEV";
 pub const GLOBAL_PIDNS_INO: &str = "PIDNS_INO";
+
+/// Hash map: victim PID (as the kernel numbers it) → [`OomVictim`], filled by the
+/// `oom:mark_victim` program and drained by user space.
+pub const MAP_OOM_VICTIMS: &str = "OOM_VICTIMS";
+pub const MAX_OOM_VICTIMS: u32 = 64;
 
 /// Drop slot: a new process could not be added to [`MAP_PROCS`].
 pub const DROP_PROCS_FULL: u32 = 0;
@@ -106,6 +117,23 @@ pub struct ProcRecord {
     pub state: ProcState,
 }
 
+/// What the kernel said when its OOM killer chose a victim (`oom:mark_victim`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomVictim {
+    /// `bpf_ktime_get_boot_ns` at the event.
+    pub marked_ns: u64,
+    /// anon + file + shmem RSS of the victim, KiB.
+    pub rss_kb: u64,
+    /// The victim's `comm`, NUL-padded.
+    pub comm: [u8; 16],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: `#[repr(C)]` of two u64 and a byte array (32 bytes, no padding); every bit pattern is
+// valid.
+unsafe impl aya::Pod for OomVictim {}
+
 #[cfg(feature = "user")]
 // SAFETY: plain `#[repr(C)]` record of u64/i64 fields with no padding; every bit pattern is valid.
 unsafe impl aya::Pod for ProcCounters {}
@@ -125,6 +153,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<ProcCounters>(), 8 * 8);
         assert_eq!(core::mem::size_of::<ProcState>(), 4 * 8);
         assert_eq!(core::mem::size_of::<ProcRecord>(), 12 * 8);
+        assert_eq!(core::mem::size_of::<OomVictim>(), 32);
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::{cmp::Ordering, fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostics::{Growth, OomKill, Spike, SystemPressure};
+
 /// Where the data comes from; always shown to the user together with the reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -71,7 +73,7 @@ pub struct AllocStats {
 }
 
 /// One process (thread group), identified by PID *and* start time.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessRow {
     pub pid: u32,
     /// Start time in clock ticks after boot (`/proc/<pid>/stat` field 22); with the PID it
@@ -88,10 +90,16 @@ pub struct ProcessRow {
     pub swap_kb: Option<u64>,
     /// None when eBPF is not active or has seen no call from this process.
     pub alloc: Option<AllocStats>,
+    /// Growth rates from the process's history; `None` until there is enough of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth: Option<Growth>,
+    /// A spike revealed by this sample (between the previous sample and this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spike: Option<Spike>,
 }
 
 /// One collector tick.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Wall-clock time of the scan, milliseconds since the Unix epoch.
     pub taken_at_unix_ms: u64,
@@ -105,6 +113,12 @@ pub struct Snapshot {
     pub process_count: u32,
     /// Events the kernel programs could not record because a map was full (0 unless Full).
     pub bpf_drops: u64,
+    /// Memory pressure, swap and fault rates; `None` if /proc/vmstat could not be read.
+    #[serde(default)]
+    pub pressure: Option<SystemPressure>,
+    /// OOM kills seen since the collector started (newest last, bounded).
+    #[serde(default)]
+    pub oom_kills: Vec<OomKill>,
     pub processes: Vec<ProcessRow>,
 }
 
@@ -128,10 +142,12 @@ pub enum SortKey {
     PeakNet,
     Allocated,
     Freed,
+    /// RSS growth rate ([`Growth::headline`]).
+    Growth,
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 16] = [
+    pub const ALL: [SortKey; 17] = [
         SortKey::Pid,
         SortKey::Name,
         SortKey::Rss,
@@ -148,6 +164,7 @@ impl SortKey {
         SortKey::PeakNet,
         SortKey::Allocated,
         SortKey::Freed,
+        SortKey::Growth,
     ];
 
     /// The name used on the command line and over D-Bus.
@@ -169,6 +186,7 @@ impl SortKey {
             SortKey::PeakNet => "peak-net",
             SortKey::Allocated => "allocated",
             SortKey::Freed => "freed",
+            SortKey::Growth => "growth",
         }
     }
 
@@ -192,6 +210,11 @@ impl SortKey {
             SortKey::PeakNet => alloc.map(|a| i128::from(a.peak_net_mapped)),
             SortKey::Allocated => alloc.map(|a| i128::from(a.total_allocated)),
             SortKey::Freed => alloc.map(|a| i128::from(a.total_freed)),
+            // Bytes per minute, whole: finer differences are noise.
+            SortKey::Growth => row
+                .growth
+                .and_then(|g| g.headline())
+                .map(|rate| rate.round() as i128),
         }
     }
 
@@ -298,6 +321,12 @@ mod tests {
                 peak_net_mapped: n.max(0) + i64::from(pid % 2),
                 last_activity_unix_ms: 0,
             }),
+            growth: net.map(|n| Growth {
+                rss_5m: (n % 3 != 0).then_some(n as f64 * 1000.25),
+                rss_1m: Some(f64::from(pid)),
+                ..Default::default()
+            }),
+            spike: None,
         }
     }
 
@@ -400,6 +429,12 @@ mod tests {
             },
             process_count: 2,
             bpf_drops: 0,
+            pressure: Some(crate::diagnostics::SystemPressure {
+                some_avg10: Some(1.5),
+                faults_per_s: 10.0,
+                ..Default::default()
+            }),
+            oom_kills: Vec::new(),
             processes: sample(2),
         };
         let text = serde_json::to_string(&snap).expect("serialises");

@@ -19,13 +19,17 @@ use aya_ebpf::{
     EbpfContext as _,
     bindings::{BPF_NOEXIST, bpf_pidns_info, pt_regs},
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_boot_ns, bpf_task_pt_regs,
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_boot_ns,
+        bpf_probe_read_kernel_str_bytes, bpf_task_pt_regs,
     },
     macros::{map, tracepoint},
     maps::{HashMap, PerCpuArray},
     programs::TracePointContext,
 };
-use memmon_common::{DROP_PROCS_FULL, DROP_SLOTS, MAX_TRACKED_PROCESSES, ProcRecord, ProcState};
+use memmon_common::{
+    DROP_PROCS_FULL, DROP_SLOTS, MAX_OOM_VICTIMS, MAX_TRACKED_PROCESSES, OomVictim, ProcRecord,
+    ProcState,
+};
 
 /// Offset of `long ret` in every `syscalls:sys_exit_*` record (stable ABI of syscall tracepoints).
 const SYS_EXIT_RET_OFFSET: usize = 16;
@@ -51,6 +55,9 @@ static PROCS: HashMap<u32, ProcRecord> = HashMap::with_max_entries(MAX_TRACKED_P
 
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
+
+#[map]
+static OOM_VICTIMS: HashMap<u32, OomVictim> = HashMap::with_max_entries(MAX_OOM_VICTIMS, 0);
 
 #[tracepoint(category = "syscalls", name = "sys_exit_mmap")]
 pub fn memmon_exit_mmap(ctx: TracePointContext) -> u32 {
@@ -160,6 +167,48 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
         // Already absent is fine.
         let _ = PROCS.remove(&tgid);
     }
+    Ok(0)
+}
+
+/// `oom:mark_victim` record layout (Linux 6.x; user space attaches this program only after
+/// checking the tracepoint's format file has exactly these fields at these offsets).
+const OOM_PID_OFFSET: usize = 8;
+const OOM_COMM_LOC_OFFSET: usize = 12;
+const OOM_ANON_RSS_OFFSET: usize = 24;
+const OOM_FILE_RSS_OFFSET: usize = 32;
+const OOM_SHMEM_RSS_OFFSET: usize = 40;
+
+#[tracepoint(category = "oom", name = "mark_victim")]
+pub fn memmon_oom_mark_victim(ctx: TracePointContext) -> u32 {
+    match try_oom_mark_victim(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_oom_mark_victim(ctx: &TracePointContext) -> Result<u32, u32> {
+    // SAFETY: offsets checked against the format file by user space before attaching.
+    let (pid, comm_loc, anon, file, shmem) = unsafe {
+        (
+            ctx.read_at::<i32>(OOM_PID_OFFSET).map_err(|_| 0u32)?,
+            ctx.read_at::<u32>(OOM_COMM_LOC_OFFSET).map_err(|_| 0u32)?,
+            ctx.read_at::<u64>(OOM_ANON_RSS_OFFSET).map_err(|_| 0u32)?,
+            ctx.read_at::<u64>(OOM_FILE_RSS_OFFSET).map_err(|_| 0u32)?,
+            ctx.read_at::<u64>(OOM_SHMEM_RSS_OFFSET).map_err(|_| 0u32)?,
+        )
+    };
+    let mut victim = OomVictim {
+        // SAFETY: helper without arguments, allowed in tracepoint programs.
+        marked_ns: unsafe { bpf_ktime_get_boot_ns() },
+        rss_kb: anon.saturating_add(file).saturating_add(shmem),
+        comm: [0; 16],
+    };
+    // A `__data_loc` field: low 16 bits are the string's offset in the record.
+    let comm = (ctx.as_ptr() as *const u8).wrapping_add((comm_loc & 0xffff) as usize);
+    // SAFETY: reads at most 16 bytes of kernel memory into a stack buffer; a fault only leaves
+    // the name empty.
+    let _ = unsafe { bpf_probe_read_kernel_str_bytes(comm, &mut victim.comm) };
+    // A full map (64 kills not yet drained) loses this victim's details, not the kill count.
+    let _ = OOM_VICTIMS.insert(&(pid as u32), &victim, 0);
     Ok(0)
 }
 

@@ -5,12 +5,25 @@
 
 #[cfg(feature = "ebpf")]
 use std::collections::HashSet;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::VecDeque,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
 
-use memmon_common::snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SystemMemory};
+use memmon_common::{
+    diagnostics::{OomKill, OomSource},
+    snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SystemMemory},
+};
 use procfs::{Current as _, Meminfo};
 
-use crate::proc_scan::{ProcSample, ProcScanner, ScanError};
+use crate::{
+    pressure::PressureReader,
+    proc_scan::{ProcSample, ProcScanner, ScanError},
+    trends::Trends,
+};
+
+/// OOM kills remembered (newest kept).
+pub const MAX_OOM_KILLS: usize = 32;
 
 #[cfg(feature = "ebpf")]
 use crate::tracker::Tracker;
@@ -46,6 +59,22 @@ pub struct Collector {
     activity: std::collections::HashMap<u32, Activity>,
     tick: u64,
     taken_at_unix_ms: u64,
+    trends: Trends,
+    pressure: PressureReader,
+    /// The kernel's `oom_kill` counter at the previous tick.
+    oom_counter: Option<u64>,
+    /// Kills the counter showed that no vanished process explained yet, and for how many ticks.
+    oom_pending: (usize, u32),
+    oom_kills: VecDeque<OomKill>,
+    timings: Timings,
+}
+
+/// What the last tick spent on each part, microseconds (for benchmarks).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    pub scan_us: u64,
+    pub trends_us: u64,
+    pub pressure_us: u64,
 }
 
 #[cfg(feature = "ebpf")]
@@ -101,7 +130,18 @@ impl Collector {
             activity: std::collections::HashMap::new(),
             tick: 0,
             taken_at_unix_ms: 0,
+            trends: Trends::new(),
+            pressure: PressureReader::new(),
+            oom_counter: None,
+            oom_pending: (0, 0),
+            oom_kills: VecDeque::new(),
+            timings: Timings::default(),
         }
+    }
+
+    /// Time spent in each part of the last tick.
+    pub fn timings(&self) -> Timings {
+        self.timings
     }
 
     pub fn mode(&self) -> Mode {
@@ -130,6 +170,16 @@ impl Collector {
         }
         self.samples = samples;
         let bpf_drops = self.after_tick();
+        let scanned = Instant::now();
+        self.trends.update(taken_at_unix_ms, &mut rows);
+        let trended = Instant::now();
+        let pressure = self.pressure.read();
+        self.note_oom_kills(pressure.and_then(|p| p.oom_kill_total), &rows);
+        self.timings = Timings {
+            scan_us: scanned.duration_since(started).as_micros() as u64,
+            trends_us: trended.duration_since(scanned).as_micros() as u64,
+            pressure_us: trended.elapsed().as_micros() as u64,
+        };
         Ok(Snapshot {
             taken_at_unix_ms,
             scan_duration_us: started.elapsed().as_micros() as u64,
@@ -138,8 +188,93 @@ impl Collector {
             system,
             process_count: rows.len() as u32,
             bpf_drops,
+            pressure,
+            oom_kills: self.oom_kills.iter().cloned().collect(),
             processes: rows,
         })
+    }
+
+    /// Victims the kernel named this tick, else, when its `oom_kill` counter rose, the largest
+    /// processes that vanished this tick (one per kill), marked as inferred.
+    fn note_oom_kills(&mut self, counter: Option<u64>, rows: &[ProcessRow]) {
+        let now = self.taken_at_unix_ms;
+        let kills = match (self.oom_counter, counter) {
+            (Some(before), Some(after)) => after.saturating_sub(before) as usize,
+            _ => 0,
+        };
+        if counter.is_some() {
+            self.oom_counter = counter;
+        }
+        let (named, names_victims) = self.named_oom_victims();
+        let mut found: Vec<OomKill> = named
+            .into_iter()
+            .map(|(pid, name, rss_at_kill_kb)| {
+                let vanished = self.trends.vanished().iter().find(|v| v.pid == pid);
+                let alive = rows.iter().find(|r| r.pid == pid);
+                OomKill {
+                    unix_ms: now,
+                    pid,
+                    start_time: vanished
+                        .map(|v| v.start_time)
+                        .or(alive.map(|r| r.start_time)),
+                    name,
+                    last_rss_kb: vanished.map(|v| v.last_rss_kb).or(alive.and_then(|r| r.rss_kb)),
+                    rss_at_kill_kb,
+                    source: OomSource::Tracepoint,
+                }
+            })
+            .collect();
+        // The victim may die a tick after the counter rose: a kill stays pending for 3 ticks.
+        let (pending, age) = self.oom_pending;
+        let pending = if age >= 3 { 0 } else { pending } + kills;
+        if !names_victims && pending > 0 {
+            let mut gone: Vec<_> = self.trends.vanished().to_vec();
+            gone.sort_by(|a, b| b.last_rss_kb.cmp(&a.last_rss_kb).then(a.pid.cmp(&b.pid)));
+            gone.truncate(pending);
+            self.oom_pending = match pending - gone.len() {
+                0 => (0, 0),
+                left if kills > 0 => (left, 0),
+                left => (left, age + 1),
+            };
+            found.extend(gone.into_iter().map(|v| OomKill {
+                unix_ms: now,
+                pid: v.pid,
+                start_time: Some(v.start_time),
+                name: v.name,
+                last_rss_kb: Some(v.last_rss_kb),
+                rss_at_kill_kb: None,
+                source: OomSource::Counter,
+            }));
+        }
+        for kill in found {
+            if self.oom_kills.len() == MAX_OOM_KILLS {
+                self.oom_kills.pop_front();
+            }
+            self.oom_kills.push_back(kill);
+        }
+    }
+
+    /// (PID, name, RSS at the kill) of victims the kernel named, and whether it names them.
+    #[cfg(feature = "ebpf")]
+    fn named_oom_victims(&mut self) -> (Vec<(u32, String, Option<u64>)>, bool) {
+        let Some(tracker) = self.tracker.as_mut() else {
+            return (Vec::new(), false);
+        };
+        let victims = tracker
+            .drain_oom_victims()
+            .into_iter()
+            .map(|(pid, v)| {
+                let len = v.comm.iter().position(|&b| b == 0).unwrap_or(v.comm.len());
+                let name = String::from_utf8_lossy(&v.comm[..len]).into_owned();
+                (pid, name, Some(v.rss_kb))
+            })
+            .collect();
+        (victims, tracker.names_oom_victims())
+    }
+
+    #[cfg(not(feature = "ebpf"))]
+    fn named_oom_victims(&mut self) -> (Vec<(u32, String, Option<u64>)>, bool) {
+        (Vec::new(), false)
     }
 
     #[cfg(feature = "ebpf")]
@@ -248,6 +383,8 @@ fn row_from(sample: &ProcSample, alloc: Option<AllocStats>) -> ProcessRow {
         rss_shmem_kb: s.rss_shmem,
         swap_kb: s.vm_swap,
         alloc,
+        growth: None,
+        spike: None,
     }
 }
 

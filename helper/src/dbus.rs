@@ -57,6 +57,16 @@ pub trait Helper1 {
     #[zbus(allow_interactive_auth)]
     fn get_history(&self, pid: u32, start_time: u64) -> zbus::Result<String>;
 
+    /// JSON array of `SystemSample` (memory, PSI, swap and fault rates) newer than
+    /// `since_unix_ms` (0 = all kept, up to 30 minutes).
+    #[zbus(allow_interactive_auth)]
+    fn get_system_history(&self, since_unix_ms: u64) -> zbus::Result<String>;
+
+    /// JSON `MemoryDetail` (PSS, USS, swap PSS from smaps_rollup) of one process; read at most
+    /// once per 5 s per process, later calls get that reading.
+    #[zbus(allow_interactive_auth)]
+    fn get_memory_detail(&self, pid: u32, start_time: u64) -> zbus::Result<String>;
+
     /// Asks for a collection interval (250..=10000 ms) while this client is connected.
     #[zbus(allow_interactive_auth)]
     fn set_interval(&self, ms: u32) -> zbus::Result<()>;

@@ -11,35 +11,22 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use memmon_common::snapshot::Snapshot;
-use serde::{Deserialize, Serialize};
+use memmon_common::{
+    diagnostics::{Spike, SystemSample},
+    snapshot::Snapshot,
+};
 
 pub const MAX_SAMPLES_PER_PROCESS: usize = 1_800;
 pub const MAX_SERIES: usize = 4_096;
 pub const KEEP_EXITED_MS: u64 = 10 * 60 * 1000;
+/// Spikes kept per process (newest kept).
+pub const MAX_SPIKES_PER_PROCESS: usize = 64;
+/// System samples kept (30 min at 1 s; 1,800 × 96 B).
+pub const MAX_SYSTEM_SAMPLES: usize = 1_800;
+/// OOM victims whose history is kept for as long as the store lives (oldest released first).
+pub const MAX_KEPT_VICTIMS: usize = 16;
 
-/// One point of a process's history, as clients receive it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistorySample {
-    pub unix_ms: u64,
-    pub rss_kb: u64,
-    pub peak_rss_kb: u64,
-    /// Net mapped bytes (eBPF), absent in /proc-only and embedded modes.
-    pub net_mapped: Option<i64>,
-}
-
-/// A process's history as clients receive it. Values hold between samples (change-only
-/// storage): the series is flat from each sample until the next, and until `last_seen_unix_ms`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistorySeries {
-    pub pid: u32,
-    pub start_time: u64,
-    pub name: String,
-    pub last_seen_unix_ms: u64,
-    /// Set once the process has exited (the first tick that did not see it).
-    pub exited_unix_ms: Option<u64>,
-    pub samples: Vec<HistorySample>,
-}
+pub use memmon_common::series::{HistorySample, HistorySeries};
 
 /// 16-byte stored sample: time relative to the store's epoch, sizes in KiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,12 +47,17 @@ struct Series {
     samples: VecDeque<Packed>,
     last_seen_ms: u64,
     exited_ms: Option<u64>,
+    spikes: VecDeque<Spike>,
+    /// An OOM victim: kept past [`KEEP_EXITED_MS`].
+    kept: bool,
 }
 
 #[derive(Default)]
 pub struct History {
     epoch_ms: u64,
     series: HashMap<(u32, u64), Series>,
+    system: VecDeque<SystemSample>,
+    kept: VecDeque<(u32, u64)>,
     /// Processes not admitted because the store was full of live processes (reported once).
     pub refused: u64,
 }
@@ -103,7 +95,15 @@ impl History {
                 samples: VecDeque::new(),
                 last_seen_ms: now,
                 exited_ms: None,
+                spikes: VecDeque::new(),
+                kept: false,
             });
+            if let Some(spike) = row.spike {
+                if series.spikes.len() == MAX_SPIKES_PER_PROCESS {
+                    series.spikes.pop_front();
+                }
+                series.spikes.push_back(spike);
+            }
             series.last_seen_ms = now;
             let changed = series.samples.back().is_none_or(|last| {
                 (last.rss_kb, last.peak_kb, last.net_kib)
@@ -124,9 +124,50 @@ impl History {
             if s.last_seen_ms < now && s.exited_ms.is_none() {
                 s.exited_ms = Some(now);
             }
-            s.exited_ms
-                .is_none_or(|exited| now.saturating_sub(exited) < KEEP_EXITED_MS)
+            s.kept
+                || s.exited_ms
+                    .is_none_or(|exited| now.saturating_sub(exited) < KEEP_EXITED_MS)
         });
+        for kill in &snapshot.oom_kills {
+            if let Some(start_time) = kill.start_time {
+                self.keep(kill.pid, start_time);
+            }
+        }
+        if self.system.len() == MAX_SYSTEM_SAMPLES {
+            self.system.pop_front();
+        }
+        self.system.push_back(SystemSample {
+            unix_ms: now,
+            used_kb: snapshot.system.used_kb(),
+            swap_used_kb: snapshot.system.swap_used_kb(),
+            pressure: snapshot.pressure.unwrap_or_default(),
+        });
+    }
+
+    /// Keeps a process's history past the usual expiry (an OOM victim), up to
+    /// [`MAX_KEPT_VICTIMS`] of them.
+    pub fn keep(&mut self, pid: u32, start_time: u64) {
+        let key = (pid, start_time);
+        let Some(series) = self.series.get_mut(&key) else {
+            return;
+        };
+        if series.kept {
+            return;
+        }
+        series.kept = true;
+        self.kept.push_back(key);
+        if self.kept.len() > MAX_KEPT_VICTIMS
+            && let Some(old) = self.kept.pop_front()
+            && let Some(s) = self.series.get_mut(&old)
+        {
+            s.kept = false;
+        }
+    }
+
+    /// System samples newer than `since_unix_ms`, oldest first.
+    pub fn system_since(&self, since_unix_ms: u64) -> Vec<SystemSample> {
+        let first = self.system.partition_point(|s| s.unix_ms <= since_unix_ms);
+        self.system.range(first..).copied().collect()
     }
 
     /// Makes room for one more series by evicting the longest-dead one; false if all are live.
@@ -137,6 +178,7 @@ impl History {
         let oldest_dead = self
             .series
             .iter()
+            .filter(|(_, s)| !s.kept)
             .filter_map(|(k, s)| s.exited_ms.map(|e| (e, *k)))
             .min();
         match oldest_dead {
@@ -167,6 +209,7 @@ impl History {
                     net_mapped: (p.net_kib != NET_ABSENT).then_some(i64::from(p.net_kib) * 1024),
                 })
                 .collect(),
+            spikes: s.spikes.iter().copied().collect(),
         })
     }
 
@@ -204,6 +247,8 @@ mod tests {
             system: SystemMemory::default(),
             process_count: rows.len() as u32,
             bpf_drops: 0,
+            pressure: None,
+            oom_kills: Vec::new(),
             processes: rows
                 .iter()
                 .map(|&(pid, start, rss)| ProcessRow {
@@ -283,5 +328,46 @@ mod tests {
         h.record(&snap(1_001_000, &rows[10..MAX_SERIES]));
         h.record(&snap(1_002_000, &[(99_999, 1, 1)]));
         assert!(h.series(99_999, 1).is_some());
+    }
+
+    #[test]
+    fn spikes_system_samples_and_oom_victims_are_kept() {
+        use memmon_common::diagnostics::{OomKill, OomSource, SpikeKind, SystemPressure};
+        let mut h = History::new();
+        let mut first = snap(1_000_000, &[(7, 50, 100), (8, 60, 100)]);
+        first.processes[0].spike = Some(Spike {
+            unix_ms: 1_000_000,
+            after_unix_ms: 999_000,
+            kind: SpikeKind::Rss,
+            size_bytes: 500 << 20,
+            peak_bytes: 501 << 20,
+        });
+        first.pressure = Some(SystemPressure {
+            some_avg10: Some(2.5),
+            ..Default::default()
+        });
+        h.record(&first);
+        let s = h.series(7, 50).expect("series");
+        assert_eq!(s.spikes.len(), 1);
+        assert_eq!(s.spikes[0].size_bytes, 500 << 20);
+        // PID 7 is OOM-killed: its history outlives the 10-minute expiry; PID 8's does not.
+        let mut second = snap(1_001_000, &[]);
+        second.oom_kills.push(OomKill {
+            unix_ms: 1_001_000,
+            pid: 7,
+            start_time: Some(50),
+            name: "p7".into(),
+            last_rss_kb: Some(100),
+            rss_at_kill_kb: None,
+            source: OomSource::Counter,
+        });
+        h.record(&second);
+        h.record(&snap(1_001_000 + KEEP_EXITED_MS + 1, &[]));
+        assert!(h.series(7, 50).is_some(), "the victim's history is kept");
+        assert!(h.series(8, 60).is_none());
+        let system = h.system_since(0);
+        assert_eq!(system.len(), 3);
+        assert_eq!(system[0].pressure.some_avg10, Some(2.5));
+        assert_eq!(h.system_since(1_000_000).len(), 2, "strictly newer");
     }
 }

@@ -5,8 +5,11 @@
 pub mod collector;
 pub mod dbus;
 pub mod history;
+pub mod pressure;
 pub mod proc_scan;
 pub mod service;
+pub mod smaps;
+pub mod trends;
 #[cfg(feature = "ebpf")]
 pub mod tracker;
 

@@ -34,7 +34,14 @@ use crate::{
         POLKIT_ACTION,
     },
     history::History,
+    smaps::{DetailCache, DetailError},
 };
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// How authorisation is decided; polkit in production, a fake in unit tests.
 pub trait Authorizer: Send + Sync {
@@ -114,6 +121,8 @@ const MAX_CACHED_VIEWS: usize = 16;
 struct Shared {
     published: RwLock<Published>,
     history: Mutex<History>,
+    /// On-demand smaps_rollup readings, rate-limited per process.
+    details: Mutex<DetailCache>,
     /// Authorised unique names → the interval each asked for (None = default).
     clients: Mutex<HashMap<OwnedUniqueName, Option<u32>>>,
     interval_ms: AtomicU32,
@@ -132,6 +141,7 @@ impl Shared {
                 views: Vec::new(),
             }),
             history: Mutex::new(History::new()),
+            details: Mutex::new(DetailCache::new()),
             clients: Mutex::new(HashMap::new()),
             interval_ms: AtomicU32::new(default_interval_ms),
             default_interval_ms,
@@ -277,6 +287,8 @@ impl Helper {
             system: latest.system,
             process_count: latest.process_count,
             bpf_drops: latest.bpf_drops,
+            pressure: latest.pressure,
+            oom_kills: latest.oom_kills.clone(),
             processes: top_by(&latest.processes, key, descending, limit as usize),
         };
         let json: Arc<str> = serde_json::to_string(&view)
@@ -312,6 +324,41 @@ impl Helper {
             ))
         })?;
         serde_json::to_string(&series)
+            .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
+    }
+
+    #[zbus(out_args("samples_json"))]
+    async fn get_system_history(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        since_unix_ms: u64,
+    ) -> Result<String, HelperError> {
+        self.authorize(&header).await?;
+        let samples = lock(&self.shared.history).system_since(since_unix_ms);
+        serde_json::to_string(&samples)
+            .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
+    }
+
+    #[zbus(out_args("detail_json"))]
+    async fn get_memory_detail(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        pid: u32,
+        start_time: u64,
+    ) -> Result<String, HelperError> {
+        self.authorize(&header).await?;
+        let shared = Arc::clone(&self.shared);
+        // smaps_rollup walks the process's page tables: off the async workers.
+        let detail = tokio::task::spawn_blocking(move || {
+            lock(&shared.details).get(pid, start_time, unix_ms_now())
+        })
+        .await
+        .map_err(|e| HelperError::Unavailable(format!("reading smaps_rollup: {e}")))?
+        .map_err(|e| match e {
+            e @ DetailError::NoSuchProcess { .. } => HelperError::InvalidArgument(e.to_string()),
+            e => HelperError::Unavailable(e.to_string()),
+        })?;
+        serde_json::to_string(&detail)
             .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
     }
 

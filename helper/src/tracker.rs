@@ -13,7 +13,7 @@ use aya::{
 };
 use memmon_common::{
     GLOBAL_EXIT_GROUP_DEAD_OFFSET, GLOBAL_PAGE_SIZE, GLOBAL_PIDNS_DEV, GLOBAL_PIDNS_INO, MAP_DROPS,
-    MAP_PROCS, ProcRecord,
+    MAP_OOM_VICTIMS, MAP_PROCS, OomVictim, ProcRecord,
 };
 
 /// The object built by build.rs (empty when bpf-linker was missing at build time).
@@ -78,6 +78,9 @@ pub struct Tracker {
     _ebpf: Ebpf,
     procs: BpfHashMap<MapData, u32, ProcRecord>,
     drops: PerCpuArray<MapData, u64>,
+    /// OOM victims named by `oom:mark_victim`; `None` when that program is not attached (the
+    /// collector then falls back to the `oom_kill` counter).
+    oom: Option<BpfHashMap<MapData, u32, OomVictim>>,
 }
 
 impl Tracker {
@@ -106,11 +109,41 @@ impl Tracker {
         attach_all(&mut ebpf, "memmon_")?;
         let procs = take_map(&mut ebpf, MAP_PROCS)?;
         let drops = take_map(&mut ebpf, MAP_DROPS)?;
+        let oom = match attach_oom(&mut ebpf, pidns_ino != 0) {
+            Ok(map) => Some(map),
+            Err(why) => {
+                log::info!("OOM victims from the oom_kill counter only: {why}");
+                None
+            }
+        };
         Ok(Tracker {
             _ebpf: ebpf,
             procs,
             drops,
+            oom,
         })
+    }
+
+    /// Whether the kernel names OOM victims to us (`oom:mark_victim` attached).
+    pub fn names_oom_victims(&self) -> bool {
+        self.oom.is_some()
+    }
+
+    /// The OOM victims marked since the last call, as (PID, record).
+    pub fn drain_oom_victims(&mut self) -> Vec<(u32, OomVictim)> {
+        let Some(map) = self.oom.as_mut() else {
+            return Vec::new();
+        };
+        let pids: Vec<u32> = map.keys().filter_map(Result::ok).collect();
+        let mut victims = Vec::with_capacity(pids.len());
+        for pid in pids {
+            if let Ok(victim) = map.get(&pid, 0) {
+                victims.push((pid, victim));
+            }
+            let _ = map.remove(&pid);
+        }
+        victims.sort_by_key(|(_, v)| v.marked_ns);
+        victims
     }
 
     /// What the kernel recorded for `tgid`; `None` if it has seen no call from it.
@@ -169,6 +202,47 @@ fn attach_all(ebpf: &mut Ebpf, prefix: &str) -> Result<(), TrackerError> {
     Ok(())
 }
 
+/// The `oom:mark_victim` fields the program reads, at the offsets it reads them.
+const OOM_FIELDS: [(&str, u64); 5] = [
+    ("pid", 8),
+    ("comm", 12),
+    ("anon_rss", 24),
+    ("file_rss", 32),
+    ("shmem_rss", 40),
+];
+
+/// Attaches the OOM program if this kernel's record layout is the one it reads.
+fn attach_oom(
+    ebpf: &mut Ebpf,
+    in_child_pid_namespace: bool,
+) -> Result<BpfHashMap<MapData, u32, OomVictim>, String> {
+    if in_child_pid_namespace {
+        // The tracepoint reports the victim's PID in the initial namespace.
+        return Err("the helper runs in a child PID namespace".into());
+    }
+    let format = tracefs_format("oom/mark_victim").ok_or("no oom:mark_victim tracepoint")?;
+    for (field, offset) in OOM_FIELDS {
+        if parse_field_offset(&format, field) != Some(offset) {
+            return Err(format!("oom:mark_victim has no {field} at offset {offset}"));
+        }
+    }
+    let tp: &mut TracePoint = ebpf
+        .program_mut("memmon_oom_mark_victim")
+        .ok_or("the object lacks memmon_oom_mark_victim")?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    tp.load()
+        .and_then(|()| tp.attach("oom", "mark_victim").map(drop))
+        .map_err(|e| format!("cannot attach oom:mark_victim: {e}"))?;
+    take_map(ebpf, MAP_OOM_VICTIMS).map_err(|e| e.to_string())
+}
+
+fn tracefs_format(event: &str) -> Option<String> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|root| fs::read_to_string(format!("{root}/events/{event}/format")).ok())
+}
+
 fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, TrackerError>
 where
     M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
@@ -216,11 +290,7 @@ fn ensure_tracefs() {
 
 /// Offset of `group_dead` in the `sched_process_exit` record, or 0 where the kernel lacks it.
 fn exit_group_dead_offset() -> u64 {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .iter()
-        .find_map(|root| {
-            fs::read_to_string(format!("{root}/events/sched/sched_process_exit/format")).ok()
-        })
+    tracefs_format("sched/sched_process_exit")
         .and_then(|format| parse_field_offset(&format, "group_dead"))
         .unwrap_or(0)
 }
@@ -230,7 +300,9 @@ fn parse_field_offset(format: &str, name: &str) -> Option<u64> {
     format.lines().find_map(|line| {
         let line = line.trim();
         let decl = line.strip_prefix("field:")?.split(';').next()?;
-        if decl.rsplit(' ').next()? != name {
+        // `char comm[16]` and `__data_loc char[] comm` both name `comm`.
+        let field = decl.rsplit(' ').next()?;
+        if field.split('[').next()? != name {
             return None;
         }
         let offset = line.split("offset:").nth(1)?.split(';').next()?;

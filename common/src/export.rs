@@ -1,0 +1,305 @@
+//! CSV export of the grid and of process histories (RFC 4180: comma-separated, CRLF-free, fields
+//! quoted when they hold a comma, quote or line break). Empty cells mean "not known".
+
+use std::fmt::Write as _;
+
+use crate::{series::HistorySeries, snapshot::ProcessRow};
+
+/// The grid's columns, in order.
+pub const GRID_COLUMNS: [&str; 22] = [
+    "pid",
+    "start_time",
+    "name",
+    "rss_kb",
+    "virtual_kb",
+    "peak_rss_kb",
+    "rss_anon_kb",
+    "rss_file_kb",
+    "rss_shmem_kb",
+    "swap_kb",
+    "mmap_count",
+    "munmap_count",
+    "brk_count",
+    "total_allocated_bytes",
+    "total_freed_bytes",
+    "net_mapped_bytes",
+    "peak_net_mapped_bytes",
+    "rss_growth_1m_bytes_per_min",
+    "rss_growth_5m_bytes_per_min",
+    "rss_growth_15m_bytes_per_min",
+    "net_growth_5m_bytes_per_min",
+    "sustained_growth",
+];
+
+/// The series' columns, in order: one line per sample, all processes after each other.
+pub const SERIES_COLUMNS: [&str; 8] = [
+    "pid",
+    "start_time",
+    "name",
+    "unix_ms",
+    "time_utc",
+    "rss_kb",
+    "peak_rss_kb",
+    "net_mapped_bytes",
+];
+
+/// The rows as CSV, header first.
+pub fn grid_csv(rows: &[ProcessRow]) -> String {
+    let mut out = String::with_capacity(64 + rows.len() * 120);
+    header(&mut out, &GRID_COLUMNS);
+    for r in rows {
+        let a = r.alloc.as_ref();
+        let g = r.growth.as_ref();
+        let cells: [String; 22] = [
+            r.pid.to_string(),
+            r.start_time.to_string(),
+            r.name.clone(),
+            opt(r.rss_kb),
+            opt(r.virtual_kb),
+            opt(r.peak_rss_kb),
+            opt(r.rss_anon_kb),
+            opt(r.rss_file_kb),
+            opt(r.rss_shmem_kb),
+            opt(r.swap_kb),
+            opt(a.map(|a| a.mmap_count)),
+            opt(a.map(|a| a.munmap_count)),
+            opt(a.map(|a| a.brk_count)),
+            opt(a.map(|a| a.total_allocated)),
+            opt(a.map(|a| a.total_freed)),
+            opt(a.map(|a| a.net_mapped)),
+            opt(a.map(|a| a.peak_net_mapped)),
+            rate(g.and_then(|g| g.rss_1m)),
+            rate(g.and_then(|g| g.rss_5m)),
+            rate(g.and_then(|g| g.rss_15m)),
+            rate(g.and_then(|g| g.net_5m)),
+            opt(g.map(|g| g.sustained)),
+        ];
+        line(&mut out, &cells);
+    }
+    out
+}
+
+/// The samples of each series as CSV, header first.
+pub fn series_csv(series: &[HistorySeries]) -> String {
+    let mut out = String::new();
+    header(&mut out, &SERIES_COLUMNS);
+    for s in series {
+        for sample in &s.samples {
+            let cells: [String; 8] = [
+                s.pid.to_string(),
+                s.start_time.to_string(),
+                s.name.clone(),
+                sample.unix_ms.to_string(),
+                iso_utc(sample.unix_ms),
+                sample.rss_kb.to_string(),
+                sample.peak_rss_kb.to_string(),
+                opt(sample.net_mapped),
+            ];
+            line(&mut out, &cells);
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, columns: &[&str]) {
+    out.push_str(&columns.join(","));
+    out.push('\n');
+}
+
+fn line(out: &mut String, cells: &[String]) {
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if cell.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&cell.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(cell);
+        }
+    }
+    out.push('\n');
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Rates to a tenth of a byte per minute: enough to round-trip what the grid shows.
+fn rate(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}")).unwrap_or_default()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
+pub fn iso_utc(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut s = String::with_capacity(24);
+    let _ = write!(
+        s,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        diagnostics::Growth,
+        series::HistorySample,
+        snapshot::{AllocStats, ProcessRow},
+    };
+
+    fn parse(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let header = reader
+            .headers()
+            .expect("header")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let rows = reader
+            .records()
+            .map(|r| r.expect("record").iter().map(str::to_owned).collect())
+            .collect();
+        (header, rows)
+    }
+
+    #[test]
+    fn grid_csv_round_trips_every_number_and_awkward_names() {
+        let rows = vec![
+            ProcessRow {
+                pid: 42,
+                start_time: 9_000_000_000,
+                name: "Web Content, \"tab\" 1".into(),
+                rss_kb: Some(123_456),
+                virtual_kb: Some(9_999_999),
+                peak_rss_kb: Some(200_000),
+                rss_anon_kb: Some(100_000),
+                rss_file_kb: Some(23_000),
+                rss_shmem_kb: Some(456),
+                swap_kb: Some(0),
+                alloc: Some(AllocStats {
+                    mmap_count: 7,
+                    munmap_count: 3,
+                    brk_count: 2,
+                    total_allocated: 1 << 40,
+                    total_freed: 4096,
+                    net_mapped: -8192,
+                    peak_net_mapped: 1 << 33,
+                    ..Default::default()
+                }),
+                growth: Some(Growth {
+                    rss_1m: Some(2_097_152.0),
+                    rss_5m: Some(-1234.5),
+                    rss_15m: None,
+                    net_5m: Some(0.0),
+                    sustained: true,
+                }),
+                spike: None,
+            },
+            ProcessRow {
+                pid: 2,
+                name: "kthreadd".into(),
+                ..Default::default()
+            },
+        ];
+        let (header, back) = parse(&grid_csv(&rows));
+        assert_eq!(header, GRID_COLUMNS);
+        assert_eq!(back.len(), 2);
+        let col = |r: &Vec<String>, name: &str| {
+            r[GRID_COLUMNS.iter().position(|c| *c == name).expect("column")].clone()
+        };
+        let first = &back[0];
+        assert_eq!(col(first, "name"), "Web Content, \"tab\" 1");
+        for (name, want) in [
+            ("pid", 42_i128),
+            ("start_time", 9_000_000_000),
+            ("rss_kb", 123_456),
+            ("virtual_kb", 9_999_999),
+            ("peak_rss_kb", 200_000),
+            ("rss_anon_kb", 100_000),
+            ("rss_file_kb", 23_000),
+            ("rss_shmem_kb", 456),
+            ("swap_kb", 0),
+            ("mmap_count", 7),
+            ("munmap_count", 3),
+            ("brk_count", 2),
+            ("total_allocated_bytes", 1 << 40),
+            ("total_freed_bytes", 4096),
+            ("net_mapped_bytes", -8192),
+            ("peak_net_mapped_bytes", 1 << 33),
+        ] {
+            assert_eq!(col(first, name).parse::<i128>(), Ok(want), "{name}");
+        }
+        let rate = |name| col(first, name).parse::<f64>().expect(name);
+        assert_eq!(rate("rss_growth_1m_bytes_per_min"), 2_097_152.0);
+        assert_eq!(rate("rss_growth_5m_bytes_per_min"), -1234.5);
+        assert_eq!(rate("net_growth_5m_bytes_per_min"), 0.0);
+        assert_eq!(col(first, "rss_growth_15m_bytes_per_min"), "");
+        assert_eq!(col(first, "sustained_growth"), "true");
+        // Unknown values stay empty rather than becoming 0.
+        assert_eq!(col(&back[1], "rss_kb"), "");
+        assert_eq!(col(&back[1], "mmap_count"), "");
+    }
+
+    #[test]
+    fn series_csv_round_trips_samples() {
+        let series = vec![HistorySeries {
+            pid: 7,
+            start_time: 55,
+            name: "leaker".into(),
+            samples: vec![
+                HistorySample {
+                    unix_ms: 1_764_118_800_123,
+                    rss_kb: 100,
+                    peak_rss_kb: 100,
+                    net_mapped: Some(4096),
+                },
+                HistorySample {
+                    unix_ms: 1_764_118_801_123,
+                    rss_kb: 2148,
+                    peak_rss_kb: 9000,
+                    net_mapped: None,
+                },
+            ],
+            ..Default::default()
+        }];
+        let (header, back) = parse(&series_csv(&series));
+        assert_eq!(header, SERIES_COLUMNS);
+        assert_eq!(back.len(), 2);
+        for (row, sample) in back.iter().zip(&series[0].samples) {
+            assert_eq!(row[0], "7");
+            assert_eq!(row[1], "55");
+            assert_eq!(row[2], "leaker");
+            assert_eq!(row[3].parse::<u64>(), Ok(sample.unix_ms));
+            assert_eq!(row[5].parse::<u64>(), Ok(sample.rss_kb));
+            assert_eq!(row[6].parse::<u64>(), Ok(sample.peak_rss_kb));
+            assert_eq!(row[7].parse::<i64>().ok(), sample.net_mapped);
+        }
+        assert_eq!(back[0][4], "2025-11-26T01:00:00.123Z");
+    }
+
+    #[test]
+    fn iso_utc_matches_known_dates() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso_utc(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+    }
+}

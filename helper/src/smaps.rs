@@ -1,0 +1,142 @@
+//! PSS / USS / swap-PSS of one process from `/proc/<pid>/smaps_rollup`, on demand only.
+//!
+//! Reading smaps_rollup walks every page table of the process under its mmap lock, which can
+//! stall a large process: it is never read periodically or for all processes, and the same
+//! process is read at most once per [`MIN_INTERVAL_MS`] (later requests get the cached copy).
+
+use std::collections::HashMap;
+
+use memmon_common::diagnostics::MemoryDetail;
+
+pub const MIN_INTERVAL_MS: u64 = 5_000;
+/// Cached readings kept (oldest dropped first).
+const MAX_CACHED: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetailError {
+    #[error("no process {pid} with start time {start_time} (it exited, or the PID was reused)")]
+    NoSuchProcess { pid: u32, start_time: u64 },
+    #[error("cannot read /proc/{pid}/smaps_rollup: {source}")]
+    Read {
+        pid: u32,
+        #[source]
+        source: procfs::ProcError,
+    },
+}
+
+/// Reads the rollup of `pid`, checking it is still the process that started at `start_time`.
+pub fn read_detail(pid: u32, start_time: u64, now_ms: u64) -> Result<MemoryDetail, DetailError> {
+    let gone = || DetailError::NoSuchProcess { pid, start_time };
+    let process = procfs::process::Process::new(pid as i32).map_err(|_| gone())?;
+    // Same directory fd for both reads: a reused PID cannot slip in between.
+    match process.stat() {
+        Ok(stat) if stat.starttime == start_time => {}
+        _ => return Err(gone()),
+    }
+    let rollup = process
+        .smaps_rollup()
+        .map_err(|source| DetailError::Read { pid, source })?;
+    let map = rollup
+        .memory_map_rollup
+        .0
+        .first()
+        .map(|m| &m.extension.map)
+        .ok_or_else(gone)?; // a kernel thread or a zombie has no mappings
+    let kb = |key: &str| map.get(key).copied().unwrap_or(0) / 1024;
+    Ok(MemoryDetail {
+        pid,
+        start_time,
+        measured_unix_ms: now_ms,
+        rss_kb: kb("Rss"),
+        pss_kb: kb("Pss"),
+        pss_anon_kb: kb("Pss_Anon"),
+        pss_file_kb: kb("Pss_File"),
+        pss_shmem_kb: kb("Pss_Shmem"),
+        uss_kb: kb("Private_Clean") + kb("Private_Dirty"),
+        swap_kb: kb("Swap"),
+        swap_pss_kb: kb("SwapPss"),
+    })
+}
+
+/// Rate-limits [`read_detail`] per process.
+#[derive(Default)]
+pub struct DetailCache {
+    readings: HashMap<(u32, u64), MemoryDetail>,
+}
+
+impl DetailCache {
+    pub fn new() -> DetailCache {
+        DetailCache::default()
+    }
+
+    /// A reading at most [`MIN_INTERVAL_MS`] old: the cached one, or a fresh read.
+    pub fn get(
+        &mut self,
+        pid: u32,
+        start_time: u64,
+        now_ms: u64,
+    ) -> Result<MemoryDetail, DetailError> {
+        if let Some(d) = self.readings.get(&(pid, start_time))
+            && now_ms.saturating_sub(d.measured_unix_ms) < MIN_INTERVAL_MS
+        {
+            return Ok(*d);
+        }
+        let detail = read_detail(pid, start_time, now_ms)?;
+        if self.readings.len() >= MAX_CACHED {
+            self.readings
+                .retain(|_, d| now_ms.saturating_sub(d.measured_unix_ms) < MIN_INTERVAL_MS);
+            if self.readings.len() >= MAX_CACHED {
+                self.readings.clear();
+            }
+        }
+        self.readings.insert((pid, start_time), detail);
+        Ok(detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own_start_time() -> u64 {
+        procfs::process::Process::myself()
+            .and_then(|p| p.stat())
+            .expect("own stat")
+            .starttime
+    }
+
+    #[test]
+    fn reads_own_rollup_from_this_kernel() {
+        let pid = std::process::id();
+        // 8 MiB of private, touched memory: it must appear in USS and PSS.
+        let block = vec![7u8; 8 << 20];
+        std::hint::black_box(&block);
+        let d = read_detail(pid, own_start_time(), 1).expect("own smaps_rollup");
+        assert!(d.uss_kb >= 8 * 1024, "{d:?}");
+        assert!(d.pss_kb >= d.uss_kb && d.rss_kb >= d.pss_kb, "{d:?}");
+        assert!(d.pss_anon_kb >= 8 * 1024, "{d:?}");
+        assert_eq!(
+            d.pss_kb,
+            d.pss_anon_kb + d.pss_file_kb + d.pss_shmem_kb,
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_start_time_is_refused() {
+        let err = read_detail(std::process::id(), own_start_time() + 1, 1).expect_err("stale");
+        assert!(matches!(err, DetailError::NoSuchProcess { .. }), "{err}");
+        assert!(err.to_string().contains("exited, or the PID was reused"));
+    }
+
+    #[test]
+    fn the_cache_reads_a_process_at_most_once_per_interval() {
+        let (pid, start) = (std::process::id(), own_start_time());
+        let mut cache = DetailCache::new();
+        let a = cache.get(pid, start, 10_000).expect("read");
+        let b = cache.get(pid, start, 10_000 + MIN_INTERVAL_MS - 1).expect("cached");
+        assert_eq!(b.measured_unix_ms, a.measured_unix_ms, "served from the cache");
+        let c = cache.get(pid, start, 10_000 + MIN_INTERVAL_MS).expect("fresh");
+        assert_eq!(c.measured_unix_ms, 10_000 + MIN_INTERVAL_MS);
+    }
+}
