@@ -224,7 +224,11 @@ mod tests {
         assert_eq!(header, GRID_COLUMNS);
         assert_eq!(back.len(), 2);
         let col = |r: &Vec<String>, name: &str| {
-            r[GRID_COLUMNS.iter().position(|c| *c == name).expect("column")].clone()
+            r[GRID_COLUMNS
+                .iter()
+                .position(|c| *c == name)
+                .expect("column")]
+            .clone()
         };
         let first = &back[0];
         assert_eq!(col(first, "name"), "Web Content, \"tab\" 1");

@@ -218,7 +218,9 @@ impl Collector {
                         .map(|v| v.start_time)
                         .or(alive.map(|r| r.start_time)),
                     name,
-                    last_rss_kb: vanished.map(|v| v.last_rss_kb).or(alive.and_then(|r| r.rss_kb)),
+                    last_rss_kb: vanished
+                        .map(|v| v.last_rss_kb)
+                        .or(alive.and_then(|r| r.rss_kb)),
                     rss_at_kill_kb,
                     source: OomSource::Tracepoint,
                 }

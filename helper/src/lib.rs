@@ -9,8 +9,8 @@ pub mod pressure;
 pub mod proc_scan;
 pub mod service;
 pub mod smaps;
-pub mod trends;
 #[cfg(feature = "ebpf")]
 pub mod tracker;
+pub mod trends;
 
 pub use collector::{CollectError, Collector};

@@ -35,6 +35,21 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Run the system service io.github.memmon.Helper1 (what D-Bus activation starts).
     Serve(ServeArgs),
+    /// PSS, USS and swap PSS of one process from /proc/PID/smaps_rollup (read on demand).
+    Detail(DetailArgs),
+}
+
+#[derive(clap::Args)]
+struct DetailArgs {
+    /// The process ID.
+    pid: u32,
+    /// Ask the running service over the system bus (polkit-authorised) instead of reading
+    /// /proc here (which needs the right to read that process).
+    #[arg(long)]
+    bus: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -57,7 +72,7 @@ struct SnapshotArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     top: u32,
     /// Column to rank by: pid, name, rss, virt, peak, anon, file, shmem, swap, mmap, munmap,
-    /// brk, net, peak-net, allocated, freed.
+    /// brk, net, peak-net, allocated, freed, growth (RSS growth rate; needs --watch or --bus).
     #[arg(long, default_value = "rss")]
     sort: SortKey,
     /// Smallest first (default: largest first; names A→Z when sorting by name or pid).
@@ -66,6 +81,9 @@ struct SnapshotArgs {
     /// One JSON document per tick, one per line.
     #[arg(long)]
     json: bool,
+    /// CSV: a header line, then one line per process (per tick with --watch).
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
     /// Repeat every SECS seconds (0.1..=3600) until interrupted.
     #[arg(long, value_name = "SECS", value_parser = parse_interval)]
     watch: Option<Duration>,
@@ -121,6 +139,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Snapshot(args) => snapshot(&args),
         Command::Serve(args) => serve(&args),
+        Command::Detail(args) => detail(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -237,6 +256,12 @@ fn describe_bus_error(err: zbus::Error) -> anyhow::Error {
 fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     install_signal_handlers()?;
     let mut source = Source::open(args)?;
+    if args.sort == SortKey::Growth && args.watch.is_none() && !args.bus {
+        eprintln!(
+            "memmon-helper: growth needs at least 30 s of history; one snapshot has none — use \
+             --watch, or --bus to ask the running helper"
+        );
+    }
     let stdout = io::stdout();
     loop {
         let tick = Instant::now();
@@ -245,6 +270,8 @@ fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
         if args.json {
             serde_json::to_writer(&mut out, &snap).context("writing JSON")?;
             writeln!(out)?;
+        } else if args.csv {
+            out.write_all(memmon_common::export::grid_csv(&snap.processes).as_bytes())?;
         } else {
             write_table(&mut out, &snap, args)?;
         }
@@ -283,6 +310,38 @@ fn write_table(out: &mut impl io::Write, snap: &Snapshot, args: &SnapshotArgs) -
         args.sort,
         if args.ascending { " (ascending)" } else { "" },
     )?;
+    if let Some(p) = &snap.pressure {
+        let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}%"));
+        writeln!(
+            out,
+            "pressure (avg10): some {} full {} — swap in/out {:.0}/{:.0} pages/s — faults {:.0}/s ({:.0} major) — OOM kills since boot {}",
+            pct(p.some_avg10),
+            pct(p.full_avg10),
+            p.swap_in_per_s,
+            p.swap_out_per_s,
+            p.faults_per_s,
+            p.major_faults_per_s,
+            p.oom_kill_total
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+        )?;
+    }
+    for kill in &snap.oom_kills {
+        writeln!(
+            out,
+            "OOM kill at {}: {} (PID {}), last RSS {} MiB{}",
+            memmon_common::export::iso_utc(kill.unix_ms),
+            kill.name,
+            kill.pid,
+            kill.last_rss_kb
+                .or(kill.rss_at_kill_kb)
+                .map_or_else(|| "-".to_owned(), |kb| (kb / 1024).to_string()),
+            match kill.source {
+                memmon_common::diagnostics::OomSource::Tracepoint => "",
+                memmon_common::diagnostics::OomSource::Counter =>
+                    " (inferred: vanished as the counter rose)",
+            }
+        )?;
+    }
     if snap.bpf_drops > 0 {
         writeln!(
             out,
@@ -292,8 +351,17 @@ fn write_table(out: &mut impl io::Write, snap: &Snapshot, args: &SnapshotArgs) -
     }
     writeln!(
         out,
-        "{:>7} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>11}",
-        "PID", "NAME", "RSS(MB)", "VIRT(MB)", "PEAK(MB)", "MMAP#", "MUNMAP#", "BRK#", "NET(MB)"
+        "{:>7} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>11} {:>12}  NOTE",
+        "PID",
+        "NAME",
+        "RSS(MB)",
+        "VIRT(MB)",
+        "PEAK(MB)",
+        "MMAP#",
+        "MUNMAP#",
+        "BRK#",
+        "NET(MB)",
+        "GROW(MB/min)"
     )?;
     for row in &snap.processes {
         write_row(out, row)?;
@@ -308,9 +376,23 @@ fn write_row(out: &mut impl io::Write, row: &ProcessRow) -> io::Result<()> {
     let count = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
     let a = row.alloc.as_ref();
     let name: String = row.name.chars().take(16).collect();
+    let growth = row.growth.and_then(|g| g.headline()).map_or_else(
+        || "-".to_owned(),
+        |rate| format!("{:+.2}", rate / 1048576.0),
+    );
+    let mut note = String::new();
+    if row.growth.is_some_and(|g| g.sustained) {
+        note.push_str("sustained growth ");
+    }
+    if let Some(spike) = row.spike {
+        note.push_str(&format!(
+            "spike +{:.1} MB ",
+            spike.size_bytes as f64 / 1048576.0
+        ));
+    }
     writeln!(
         out,
-        "{:>7} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>11}",
+        "{:>7} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>11} {:>12}  {}",
         row.pid,
         name,
         mb(row.rss_kb),
@@ -323,5 +405,58 @@ fn write_row(out: &mut impl io::Write, row: &ProcessRow) -> io::Result<()> {
             || "-".to_owned(),
             |a| format!("{:.1}", a.net_mapped as f64 / 1048576.0)
         ),
+        growth,
+        note.trim_end(),
     )
+}
+
+fn detail(args: &DetailArgs) -> anyhow::Result<()> {
+    let stat = procfs::process::Process::new(args.pid as i32)
+        .and_then(|p| p.stat())
+        .with_context(|| format!("no process {}", args.pid))?;
+    let detail = if args.bus {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let json = runtime.block_on(async {
+            let conn = zbus::Connection::system()
+                .await
+                .context("connecting to the system bus")?;
+            let proxy = Helper1Proxy::new(&conn)
+                .await
+                .context("creating the Helper1 proxy")?;
+            proxy
+                .get_memory_detail(args.pid, stat.starttime)
+                .await
+                .map_err(describe_bus_error)
+        })?;
+        serde_json::from_str(&json).context("the service sent an unreadable reading")?
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        memmon_helper::smaps::read_detail(args.pid, stat.starttime, now)?
+    };
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &detail).context("writing JSON")?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let d: memmon_common::diagnostics::MemoryDetail = detail;
+    writeln!(out, "PID {} ({})", d.pid, stat.comm)?;
+    for (label, kb) in [
+        ("RSS", d.rss_kb),
+        ("PSS", d.pss_kb),
+        ("  anon", d.pss_anon_kb),
+        ("  file", d.pss_file_kb),
+        ("  shmem", d.pss_shmem_kb),
+        ("USS", d.uss_kb),
+        ("Swap", d.swap_kb),
+        ("Swap PSS", d.swap_pss_kb),
+    ] {
+        writeln!(out, "{label:<10} {kb:>12} KiB")?;
+    }
+    Ok(())
 }

@@ -98,7 +98,10 @@ mod tests {
         // This kernel has PSI (CONFIG_PSI); if a machine boots with psi=0 this says so.
         let psi = procfs::MemoryPressure::current().expect("/proc/pressure/memory");
         assert!(first.some_avg10.is_some() && first.full_total_us.is_some());
-        assert!(psi.some.total >= psi.full.total, "some stall time includes full");
+        assert!(
+            psi.some.total >= psi.full.total,
+            "some stall time includes full"
+        );
         // Touch fresh pages between the readings: the fault rate must see them.
         std::thread::sleep(Duration::from_millis(20));
         let pages: Vec<Vec<u8>> = (0..2000).map(|_| vec![1u8; 4096]).collect();

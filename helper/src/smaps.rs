@@ -134,9 +134,16 @@ mod tests {
         let (pid, start) = (std::process::id(), own_start_time());
         let mut cache = DetailCache::new();
         let a = cache.get(pid, start, 10_000).expect("read");
-        let b = cache.get(pid, start, 10_000 + MIN_INTERVAL_MS - 1).expect("cached");
-        assert_eq!(b.measured_unix_ms, a.measured_unix_ms, "served from the cache");
-        let c = cache.get(pid, start, 10_000 + MIN_INTERVAL_MS).expect("fresh");
+        let b = cache
+            .get(pid, start, 10_000 + MIN_INTERVAL_MS - 1)
+            .expect("cached");
+        assert_eq!(
+            b.measured_unix_ms, a.measured_unix_ms,
+            "served from the cache"
+        );
+        let c = cache
+            .get(pid, start, 10_000 + MIN_INTERVAL_MS)
+            .expect("fresh");
         assert_eq!(c.measured_unix_ms, 10_000 + MIN_INTERVAL_MS);
     }
 }

@@ -216,7 +216,8 @@ impl Track {
             window_slope(&self.slots, newest.t_ms, WINDOWS_MS[1] as f64, |s| s.net_kb)
         };
         let cutoff = newest.t_ms - SUSTAINED_MS as f64;
-        let sustained = newest.t_ms - self.run_start_ms >= SUSTAINED_MS as f64 - SLOT_MS as f64 / 2.0
+        let sustained = newest.t_ms - self.run_start_ms
+            >= SUSTAINED_MS as f64 - SLOT_MS as f64 / 2.0
             && self
                 .slots
                 .iter()
@@ -295,12 +296,19 @@ pub fn theil_sen(points: &[(f64, f64)]) -> Option<f64> {
 
 /// A peak that rose since `prev` and stands above both neighbouring samples.
 fn spike(prev: &Previous, now: &Previous) -> Option<Spike> {
-    let rss = (now.hwm_kb > prev.hwm_kb)
-        .then(|| (now.hwm_kb * 1024, prev.rss_kb.max(now.rss_kb) * 1024, SpikeKind::Rss));
+    let rss = (now.hwm_kb > prev.hwm_kb).then(|| {
+        (
+            now.hwm_kb * 1024,
+            prev.rss_kb.max(now.rss_kb) * 1024,
+            SpikeKind::Rss,
+        )
+    });
     let net = match (prev.peak_net, now.peak_net, prev.net, now.net) {
-        (Some(p0), Some(p1), Some(n0), Some(n1)) if p1 > p0 => {
-            Some((p1.max(0) as u64, n0.max(n1).max(0) as u64, SpikeKind::NetMapped))
-        }
+        (Some(p0), Some(p1), Some(n0), Some(n1)) if p1 > p0 => Some((
+            p1.max(0) as u64,
+            n0.max(n1).max(0) as u64,
+            SpikeKind::NetMapped,
+        )),
         _ => None,
     };
     [rss, net]

@@ -78,11 +78,26 @@ fn table_has_the_seeds_columns_sorted_as_asked() {
     let mut lines = stdout.lines();
     let title = lines.next().expect("title line");
     assert!(title.contains("top 5 by rss"), "{title}");
+    let pressure = lines.next().expect("pressure line");
+    assert!(
+        pressure.starts_with("pressure (avg10): some ") && pressure.contains("OOM kills"),
+        "{pressure}"
+    );
     let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
     assert_eq!(
         header,
         [
-            "PID", "NAME", "RSS(MB)", "VIRT(MB)", "PEAK(MB)", "MMAP#", "MUNMAP#", "BRK#", "NET(MB)"
+            "PID",
+            "NAME",
+            "RSS(MB)",
+            "VIRT(MB)",
+            "PEAK(MB)",
+            "MMAP#",
+            "MUNMAP#",
+            "BRK#",
+            "NET(MB)",
+            "GROW(MB/min)",
+            "NOTE"
         ]
     );
     let rss: Vec<f64> = lines
@@ -231,4 +246,47 @@ fn sigterm_and_sigint_detach_the_programs_and_exit_0() {
             "programs left attached after signal {signal}"
         );
     }
+}
+
+#[test]
+fn csv_has_the_grid_columns_and_one_line_per_process() {
+    let out = run(&["snapshot", "--no-ebpf", "--csv", "--top", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let mut reader = csv::Reader::from_reader(stdout.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header, memmon_common::export::GRID_COLUMNS);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    assert_eq!(rows.len(), 3);
+    let rss: Vec<u64> = rows.iter().map(|r| r[3].parse().expect("rss_kb")).collect();
+    assert!(rss.windows(2).all(|w| w[0] >= w[1]), "{rss:?}");
+    let both = run(&["snapshot", "--csv", "--json"]);
+    assert_eq!(both.status.code(), Some(2), "--csv and --json conflict");
+}
+
+#[test]
+fn detail_reads_pss_and_uss_of_a_process_and_refuses_a_missing_one() {
+    let me = std::process::id().to_string();
+    let out = run(&["detail", &me, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let d: memmon_common::diagnostics::MemoryDetail =
+        serde_json::from_slice(&out.stdout).expect("detail JSON");
+    assert_eq!(d.pid, std::process::id());
+    assert!(
+        d.pss_kb > 0 && d.uss_kb > 0 && d.pss_kb <= d.rss_kb,
+        "{d:?}"
+    );
+    let table = text(&run(&["detail", &me]).stdout);
+    assert!(table.contains("PSS") && table.contains("USS"), "{table}");
+    let missing = run(&["detail", "4194304"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("no process 4194304"),
+        "{missing:?}"
+    );
 }

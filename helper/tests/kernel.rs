@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use memmon_common::snapshot::{AllocStats, Mode, ProcessRow};
+use memmon_common::{
+    diagnostics::OomSource,
+    snapshot::{AllocStats, Mode, ProcessRow},
+};
 use memmon_helper::Collector;
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_memmon-workload");
@@ -324,4 +327,126 @@ fn the_kernels_net_and_peak_agree_with_its_counters() {
     let snap = collector().collect().expect("collect");
     assert_eq!(snap.mode, Mode::Full);
     assert_eq!(snap.bpf_drops, 0, "no map should be full on this machine");
+}
+
+/// A memory cgroup with a hard limit (v1 `memory.limit_in_bytes`, or v2 `memory.max`), removed
+/// on drop.
+struct MemCgroup {
+    dir: std::path::PathBuf,
+}
+
+impl MemCgroup {
+    fn create(limit_bytes: u64) -> MemCgroup {
+        let name = format!("memmon-test-oom-{}", std::process::id());
+        let v1 = std::path::Path::new("/sys/fs/cgroup/memory");
+        let (dir, files): (_, &[(&str, String)]) =
+            if v1.join("memory.limit_in_bytes").exists() || v1.join("cgroup.procs").exists() {
+                (
+                    v1.join(&name),
+                    &[("memory.limit_in_bytes", limit_bytes.to_string())],
+                )
+            } else {
+                let root = std::path::Path::new("/sys/fs/cgroup");
+                let controllers =
+                    std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+                assert!(
+                    controllers.split_whitespace().any(|c| c == "memory"),
+                    "no memory cgroup controller (v1 or v2) on this machine"
+                );
+                let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory");
+                (
+                    root.join(&name),
+                    &[
+                        ("memory.max", limit_bytes.to_string()),
+                        ("memory.swap.max", "0".to_owned()),
+                    ][..],
+                )
+            };
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir).expect("create the test cgroup");
+        for (file, value) in files {
+            std::fs::write(dir.join(file), value).expect(file);
+        }
+        // v1 with swap accounting: the memory+swap limit too, or the hog would swap instead.
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            std::fs::write(&memsw, limit_bytes.to_string()).expect("memsw limit");
+        }
+        MemCgroup { dir }
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("join cgroup");
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Runs a hog in a 64 MiB cgroup until the OOM killer ends it; returns its PID.
+fn provoke_oom_kill(c: &mut Collector, cgroup: &MemCgroup) -> u32 {
+    let mut hog = Command::new(WORKLOAD)
+        .args(["pattern", "hog", "--mib", "512"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn hog");
+    let pid = hog.id();
+    let mut stdout = BufReader::new(hog.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("ready");
+    assert_eq!(line.trim(), "ready");
+    cgroup.add(pid);
+    c.collect().expect("collect: the hog is seen alive");
+    let mut stdin = hog.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").expect("go");
+    stdin.flush().expect("flush");
+    let status = hog.wait().expect("wait");
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the hog should be OOM-killed: {status}"
+    );
+    pid
+}
+
+#[test]
+fn an_oom_kill_in_a_memory_limited_cgroup_is_listed_with_its_victim() {
+    if !can_run() {
+        return;
+    }
+    let cgroup = MemCgroup::create(64 << 20);
+    // Full mode: the oom:mark_victim program names the victim.
+    let mut c = collector();
+    let pid = provoke_oom_kill(&mut c, &cgroup);
+    let snap = c.collect().expect("collect");
+    let kill = snap
+        .oom_kills
+        .iter()
+        .find(|k| k.pid == pid)
+        .unwrap_or_else(|| panic!("victim {pid} not listed: {:?}", snap.oom_kills));
+    assert_eq!(kill.source, OomSource::Tracepoint);
+    assert_eq!(kill.name, "memmon-workload");
+    assert!(kill.start_time.is_some(), "{kill:?}");
+    let at_kill = kill.rss_at_kill_kb.expect("RSS at the kill") / 1024;
+    assert!((40..=70).contains(&at_kill), "{at_kill} MiB at the kill");
+    drop(c);
+
+    // Without eBPF: the oom_kill counter rose and the hog vanished in the same tick.
+    let mut embedded = Collector::embedded("test");
+    embedded.collect().expect("first tick");
+    let pid = provoke_oom_kill(&mut embedded, &cgroup);
+    let snap = embedded.collect().expect("collect");
+    let kill = snap
+        .oom_kills
+        .iter()
+        .find(|k| k.pid == pid)
+        .unwrap_or_else(|| panic!("victim {pid} not inferred: {:?}", snap.oom_kills));
+    assert_eq!(kill.source, OomSource::Counter);
+    assert_eq!(kill.name, "memmon-workload");
+    assert!(kill.last_rss_kb.is_some(), "{kill:?}");
 }

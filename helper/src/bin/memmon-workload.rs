@@ -41,6 +41,37 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// A memory-use pattern for the diagnostics tests; prints `ready` once set up and dies with
+    /// its parent (or after --seconds).
+    Pattern(PatternArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Pattern {
+    /// Touch --mib MiB once, then hold it.
+    Steady,
+    /// Alternate every --period-ms between holding --mib MiB (touched) and holding none.
+    Noisy,
+    /// Grow by --mib MiB per second (touched, 10 steps a second), never freeing.
+    Leak,
+    /// On each stdin line: map and touch --mib MiB, hold it --hold-ms, unmap it, print `done`.
+    Spike,
+    /// On a stdin line: map and touch 1 MiB at a time up to --mib MiB, then print `done`.
+    Hog,
+}
+
+#[derive(clap::Args)]
+struct PatternArgs {
+    #[arg(value_enum)]
+    pattern: Pattern,
+    #[arg(long, default_value_t = 1)]
+    mib: usize,
+    #[arg(long, default_value_t = 1000)]
+    period_ms: u64,
+    #[arg(long, default_value_t = 300)]
+    hold_ms: u64,
+    #[arg(long, default_value_t = 600.0)]
+    seconds: f64,
 }
 
 #[derive(clap::Args)]
@@ -94,11 +125,112 @@ fn main() -> anyhow::Result<()> {
                 }
             })
         }
+        Command::Pattern(args) => pattern(&args),
         Command::LoopGetppid { seconds } => report_rate("getppid", seconds, || {
             // SAFETY: getppid has no preconditions.
             black_box(unsafe { libc::getppid() });
         }),
     }
+}
+
+const MIB: usize = 1 << 20;
+
+/// An anonymous mapping whose every page has been written (so it counts in RSS).
+struct Touched {
+    addr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Touched {
+    fn new(len: usize) -> anyhow::Result<Touched> {
+        // SAFETY: a fresh private anonymous mapping, owned by the returned value.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            bail!(
+                "mmap of {len} bytes failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        for offset in (0..len).step_by(4096) {
+            // SAFETY: inside the mapping just created, writable.
+            unsafe { addr.cast::<u8>().add(offset).write_volatile(1) };
+        }
+        Ok(Touched { addr, len })
+    }
+}
+
+impl Drop for Touched {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping this value owns.
+        unsafe { libc::munmap(self.addr, self.len) };
+    }
+}
+
+fn pattern(args: &PatternArgs) -> anyhow::Result<()> {
+    // SAFETY: prctl with constant arguments; the child dies when the test that spawned it does.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds.clamp(0.1, 3600.0));
+    let size = args.mib * MIB;
+    let say = |what: &str| {
+        println!("{what}");
+        let _ = std::io::stdout().flush();
+    };
+    match args.pattern {
+        Pattern::Steady => {
+            let _held = Touched::new(size.max(4096))?;
+            say("ready");
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        }
+        Pattern::Noisy => {
+            say("ready");
+            let mut held = None;
+            while Instant::now() < deadline {
+                held = match held {
+                    Some(_) => None,
+                    None => Some(Touched::new(size)?),
+                };
+                std::thread::sleep(Duration::from_millis(args.period_ms));
+            }
+        }
+        Pattern::Leak => {
+            say("ready");
+            let mut leaked = Vec::new();
+            while Instant::now() < deadline {
+                leaked.push(Touched::new(size / 10)?);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Pattern::Spike | Pattern::Hog => {
+            say("ready");
+            loop {
+                if !wait_for_line() || Instant::now() > deadline {
+                    return Ok(());
+                }
+                if args.pattern == Pattern::Spike {
+                    let spike = Touched::new(size)?;
+                    std::thread::sleep(Duration::from_millis(args.hold_ms));
+                    drop(spike);
+                } else {
+                    let mut chunks = Vec::new();
+                    for _ in 0..args.mib {
+                        chunks.push(Touched::new(MIB)?);
+                    }
+                    black_box(&chunks);
+                }
+                say("done");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn report_rate(what: &str, seconds: f64, mut op: impl FnMut()) -> anyhow::Result<()> {
@@ -243,13 +375,17 @@ fn raw_write(bytes: &[u8]) {
     unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
 }
 
-fn wait_for_line() {
+/// Reads up to a newline; false at end of input.
+fn wait_for_line() -> bool {
     let mut byte = [0u8; 1];
     loop {
         // SAFETY: reading into a one-byte stack buffer.
         let n = unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) };
-        if n <= 0 || byte[0] == b'\n' {
-            return;
+        if n <= 0 {
+            return false;
+        }
+        if byte[0] == b'\n' {
+            return true;
         }
     }
 }

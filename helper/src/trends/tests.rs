@@ -1,4 +1,4 @@
-use memmon_common::snapshot::{top_by, AllocStats, SortKey};
+use memmon_common::snapshot::{AllocStats, SortKey, top_by};
 
 use super::*;
 
@@ -29,7 +29,9 @@ impl Noise {
 
 #[test]
 fn theil_sen_is_exact_on_a_line_and_ignores_outliers() {
-    let line: Vec<(f64, f64)> = (0..20).map(|i| (f64::from(i), 3.0 * f64::from(i) + 7.0)).collect();
+    let line: Vec<(f64, f64)> = (0..20)
+        .map(|i| (f64::from(i), 3.0 * f64::from(i) + 7.0))
+        .collect();
     assert_eq!(theil_sen(&line), Some(3.0));
     let mut dirty = line.clone();
     for i in [2, 9, 15] {
@@ -37,7 +39,11 @@ fn theil_sen_is_exact_on_a_line_and_ignores_outliers() {
     }
     let slope = theil_sen(&dirty).expect("slope");
     assert!((slope - 3.0).abs() < 0.3, "{slope}");
-    assert_eq!(theil_sen(&[(1.0, 1.0), (1.0, 5.0)]), None, "no distinct times");
+    assert_eq!(
+        theil_sen(&[(1.0, 1.0), (1.0, 5.0)]),
+        None,
+        "no distinct times"
+    );
 }
 
 /// The scenario, simulated at 1 Hz: a leaker growing 2 MiB/s among 200 steady processes
@@ -86,7 +92,10 @@ fn a_leaker_ranks_first_within_a_minute_and_steady_processes_are_never_flagged()
         }
         if second == 180 {
             let g = rows.last().and_then(|r| r.growth).expect("growth");
-            assert!(g.sustained, "the leaker is sustained growth after 3 min: {g:?}");
+            assert!(
+                g.sustained,
+                "the leaker is sustained growth after 3 min: {g:?}"
+            );
             assert!(g.rss_5m.is_some() && g.rss_15m.is_none(), "{g:?}");
         }
     }
@@ -109,7 +118,10 @@ fn windows_report_once_they_hold_half_their_span() {
             if let Some(rate) = rate {
                 seen[i].get_or_insert(second);
                 let want = 60.0 * 1024.0 * 60.0;
-                assert!((rate - want).abs() / want < 0.01, "window {i}: {rate} vs {want}");
+                assert!(
+                    (rate - want).abs() / want < 0.01,
+                    "window {i}: {rate} vs {want}"
+                );
             }
         }
     }
