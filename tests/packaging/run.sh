@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Desktop integration files: the shipped .desktop and AppStream files validate, broken copies of
 # them do not (so the checks can fail), and the icon renders at the sizes `make icons` produces.
+# The Flatpak manifest is read by flatpak-builder, its finish-args policed, its crates current.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 pass=0; fail=0
@@ -29,6 +30,72 @@ b = open('$tmp/$size.png', 'rb').read(32)
 w, h = struct.unpack('>II', b[16:24])
 sys.exit(0 if b[:8] == b'\x89PNG\r\n\x1a\n' and (w, h) == ($size, $size) else 1)"
 done
+# --- Flatpak (the app only; memmon-helper stays on the host). A real flatpak build needs the
+# runtimes from Flathub, which this machine cannot reach: what is checked here is the manifest as
+# flatpak-builder reads it, its sandbox policy, its vendored crates and its ids.
+fp=packaging/flatpak; manifest=$PWD/$fp/$app.yml
+# flatpak-builder leaves a .flatpak-builder state directory in its cwd: run it in $tmp.
+show() { (cd "$tmp" && flatpak-builder --show-manifest "$1" > "$2"); }
+mkdir -p "$tmp/fp"; cp "$fp/cargo-sources.json" "$tmp/fp/"       # copies need the included file
+variant() { local out=$tmp/fp/$1.yml; shift; "$@" "$manifest" > "$out"; echo "$out"; }
+with_arg() { sed "/^finish-args:/a\\  - $1" "$2"; }
+check "flatpak-builder --show-manifest accepts the manifest" show "$manifest" "$tmp/flatpak.json"
+refuse "flatpak-builder --show-manifest rejects a manifest that is not valid YAML" \
+  show "$(variant bad-yaml sed 's/^finish-args:$/finish-args: [/')" "$tmp/bad.json"
+check "the finish-args policy accepts the shipped manifest" python3 "$fp/check-finish-args.py" "$manifest"
+check "... and an unmodified copy (the copies below differ only by what they add)" \
+  python3 "$fp/check-finish-args.py" "$(variant copy cat)"
+for arg in --filesystem=host --socket=system-bus --talk-name=org.freedesktop.Flatpak --filesystem=home \
+    --socket=session-bus --device=all --share=network; do
+  refuse "the finish-args policy rejects $arg" python3 "$fp/check-finish-args.py" "$(variant policy with_arg "$arg")"
+done
+refuse "the finish-args policy rejects a manifest without --system-talk-name=io.github.memmon.Helper1" \
+  python3 "$fp/check-finish-args.py" "$(variant policy grep -v -- '--system-talk-name=')"
+refuse "the finish-args policy rejects a build with network access" python3 "$fp/check-finish-args.py" \
+  "$(variant policy sed 's/^build-options:$/build-options:\n  build-args: [--share=network]/')"
+
+check "cargo-sources.json is current for Cargo.lock (cargo-sources.py --check)" python3 "$fp/cargo-sources.py" --check
+sed '0,/^checksum = "[0-9a-f]*"/s//checksum = "0000000000000000000000000000000000000000000000000000000000000000"/' \
+  Cargo.lock > "$tmp/Cargo.lock"
+refuse "... and says it is stale for a changed Cargo.lock" python3 "$fp/cargo-sources.py" --check --lock "$tmp/Cargo.lock"
+sed '0,/^source = "registry+[^"]*"/s//source = "git+https:\/\/example.invalid\/x.git#0123abc"/' Cargo.lock > "$tmp/Cargo.lock"
+refuse "cargo-sources.py refuses a git dependency" \
+  python3 "$fp/cargo-sources.py" --lock "$tmp/Cargo.lock" --output "$tmp/sources.json"
+# flatpak-builder only warns (exit 0) when an included sources file is missing: check it is in.
+vendored_all() { python3 -c '
+import json, sys
+module = [m for m in json.load(open(sys.argv[1]))["modules"] if m["name"] == "memmon"][0]
+vendored = json.load(open(sys.argv[2]))
+sys.exit(0 if all(s in module["sources"] for s in vendored) and len(vendored) > 400 else 1)' "$1" "$fp/cargo-sources.json"; }
+check "the manifest includes every vendored crate of cargo-sources.json" vendored_all "$tmp/flatpak.json"
+mkdir -p "$tmp/fp-alone"; cp "$manifest" "$tmp/fp-alone/"
+show "$tmp/fp-alone/$app.yml" "$tmp/alone.json" 2>/dev/null
+refuse "... which a manifest without cargo-sources.json beside it does not" vendored_all "$tmp/alone.json"
+# the app id, the installed .desktop/metainfo/icon and what they say about each other agree
+ids_match() { python3 - "$1" <<'PY'
+import configparser, json, re, sys, xml.etree.ElementTree as ET
+m = json.load(open(sys.argv[1]))
+app = m.get("id") or m.get("app-id") or sys.exit("no app id")
+desktop = configparser.ConfigParser(interpolation=None); desktop.optionxform = str
+desktop.read(f"assets/{app}.desktop")
+entry = desktop["Desktop Entry"]
+meta = ET.parse(f"assets/{app}.metainfo.xml").getroot()
+cmds = [c for mod in m["modules"] for c in mod.get("build-commands", [])]
+installs = {f"assets/{app}.desktop": f"/app/share/applications/{app}.desktop",
+            f"assets/{app}.metainfo.xml": f"/app/share/metainfo/{app}.metainfo.xml",
+            f"assets/{app}.svg": f"/app/share/icons/hicolor/scalable/apps/{app}.svg"}
+ok = (entry["Icon"] == app and entry["Exec"].split()[0] == m["command"] == "memmon"
+      and meta.findtext("id") == app and meta.findtext("launchable[@type='desktop-id']") == f"{app}.desktop"
+      and all(any(re.fullmatch(rf"install -Dm644 {re.escape(s)} {re.escape(d)}", c) for c in cmds) for s, d in installs.items())
+      and "install -Dm755 target/release/memmon /app/bin/memmon" in cmds)
+sys.exit(0 if ok else 1)
+PY
+}
+check "the manifest's app id, command and installed files match assets/ (.desktop, metainfo, icon)" ids_match "$tmp/flatpak.json"
+show "$(variant no-id grep -v '^app-id:')" "$tmp/no-id.json" 2>/dev/null   # flatpak-builder accepts it
+refuse "... and a manifest without app-id fails that check" ids_match "$tmp/no-id.json"
+show "$(variant other-id sed 's/^app-id: .*/app-id: io.github.memmon.Other/')" "$tmp/other-id.json" 2>/dev/null
+refuse "... as does one whose app id matches no desktop file" ids_match "$tmp/other-id.json"
 # --- the Debian package (root: installed and purged inside a throw-away overlay of /usr,/etc,/var)
 if [ "$(id -u)" = 0 ]; then
   deb=$(PROFILE=${PROFILE:-debug} bash packaging/deb/build.sh) || deb=
