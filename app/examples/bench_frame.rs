@@ -1,5 +1,5 @@
 //! UI build time per frame (no GPU): `egui::Context::run_ui` over the real `MemmonApp` with a
-//! 1100×720 screen, plus tessellation, for a snapshot of 100 rows and one of 10,000 rows.
+//! 1280×760 screen, plus tessellation, for a snapshot of 100 rows and one of 10,000 rows.
 //! Usage: bench_frame [FRAMES]   (release build; prints medians in µs)
 use std::{sync::mpsc, time::Instant};
 
@@ -24,6 +24,8 @@ fn snapshot(n: u32) -> Snapshot {
         },
         process_count: n,
         bpf_drops: 0,
+        pressure: None,
+        oom_kills: Vec::new(),
         processes: (1..=n)
             .map(|pid| ProcessRow {
                 pid,
@@ -52,7 +54,7 @@ fn measure(rows: u32, frames: usize) -> f64 {
     let input = || egui::RawInput {
         screen_rect: Some(egui::Rect::from_min_size(
             egui::Pos2::ZERO,
-            egui::vec2(1100.0, 720.0),
+            egui::vec2(1280.0, 760.0),
         )),
         ..Default::default()
     };

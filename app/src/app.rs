@@ -6,21 +6,23 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{
-        Arc,
-        mpsc::{Receiver, Sender},
-    },
+    sync::mpsc::{Receiver, Sender},
     time::Duration,
 };
 
 use eframe::egui::{self, Key, Modifiers};
 use egui_extras::{Column, TableBuilder};
-use memmon_common::snapshot::{Mode, ProcessRow, Snapshot, SortKey};
-use memmon_helper::history::HistorySeries;
+use memmon_common::{
+    diagnostics::{MemoryDetail, OomSource, SystemSample},
+    snapshot::{Mode, ProcessRow, Snapshot, SortKey},
+};
+use memmon_helper::history::{HistorySeries, MAX_SYSTEM_SAMPLES};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    export::DataExport,
     format,
+    plot::SystemMetric,
     source::{Origin, Request, Update},
 };
 
@@ -33,6 +35,8 @@ pub struct Settings {
     pub interval_ms: u64,
     /// Names of pinned processes, re-pinned when a process of that name is seen.
     pub pinned_names: Vec<String>,
+    /// What the system plot under the process plot shows.
+    pub system_metric: SystemMetric,
 }
 
 impl Default for Settings {
@@ -42,6 +46,7 @@ impl Default for Settings {
             descending: true,
             interval_ms: 1000,
             pinned_names: Vec::new(),
+            system_metric: SystemMetric::default(),
         }
     }
 }
@@ -49,7 +54,7 @@ impl Default for Settings {
 pub const INTERVALS_MS: [u64; 5] = [500, 1000, 2000, 3000, 5000];
 
 /// The grid's columns: header, what it measures, its sort key.
-const COLUMNS: [(&str, &str, SortKey); 10] = [
+const COLUMNS: [(&str, &str, SortKey); 11] = [
     ("PID", "Process ID (thread-group id)", SortKey::Pid),
     ("Name", "Process name (comm)", SortKey::Name),
     (
@@ -88,6 +93,12 @@ const COLUMNS: [(&str, &str, SortKey); 10] = [
         SortKey::Brk,
     ),
     ("Swap", "Memory swapped out (VmSwap)", SortKey::Swap),
+    (
+        "Growth",
+        "RSS growth per minute (Theil–Sen over 5 min, 1 min while less is known), ranked across \
+         all processes; red: grown without falling back for 2 minutes or more",
+        SortKey::Growth,
+    ),
 ];
 
 /// What the user asked for during a frame.
@@ -100,6 +111,9 @@ pub enum Command {
     /// Pin or unpin a process for comparison in the plot.
     TogglePin(u32, u64, String),
     Export(ExportWhat),
+    ExportData(DataExport),
+    /// Read PSS/USS of a process now.
+    MeasureDetail(u32, u64),
     Quit,
 }
 
@@ -111,8 +125,8 @@ pub enum ExportWhat {
 
 pub struct MemmonApp {
     pub settings: Settings,
-    updates: Receiver<Update>,
-    requests: Sender<Request>,
+    pub(crate) updates: Receiver<Update>,
+    pub(crate) requests: Sender<Request>,
     pub snapshot: Option<Snapshot>,
     pub origin: Option<Origin>,
     pub problem: Option<String>,
@@ -126,18 +140,25 @@ pub struct MemmonApp {
     pub histories: HashMap<(u32, u64), HistorySeries>,
     pub commands: Vec<Command>,
     pub status_message: Option<String>,
-    focus_filter: bool,
+    pub(crate) focus_filter: bool,
     /// Set by keyboard navigation: bring the selected row into view once.
-    scroll_to_selected: bool,
+    pub(crate) scroll_to_selected: bool,
     /// `--screenshot PATH`: export once the first data is shown, then quit.
     pub screenshot_then_quit: Option<PathBuf>,
-    exports: (Sender<String>, Receiver<String>),
-    plot_rect: Option<egui::Rect>,
-    frames_with_data: u32,
+    pub(crate) exports: (Sender<String>, Receiver<String>),
+    pub(crate) plot_rect: Option<egui::Rect>,
+    pub(crate) frames_with_data: u32,
     /// `--select PID`: selected as soon as a snapshot lists it.
-    select_when_seen: Option<u32>,
+    pub(crate) select_when_seen: Option<u32>,
     /// For `MEMMON_TRACE_STARTUP=1`: when the process started (set by `main`).
     pub launched: std::time::Instant,
+    /// Memory pressure, swap and faults over time (oldest first, bounded).
+    pub system_history: Vec<SystemSample>,
+    /// On-demand PSS/USS readings, by (pid, start time).
+    pub details: HashMap<(u32, u64), MemoryDetail>,
+    pub detail_error: Option<String>,
+    /// The OOM-kill list window.
+    pub oom_open: bool,
 }
 
 impl MemmonApp {
@@ -175,6 +196,10 @@ impl MemmonApp {
             frames_with_data: 0,
             select_when_seen: None,
             launched: std::time::Instant::now(),
+            system_history: Vec::new(),
+            details: HashMap::new(),
+            detail_error: None,
+            oom_open: false,
         }
     }
 
@@ -214,7 +239,23 @@ impl MemmonApp {
                     for &(pid, start_time) in selected.iter().chain(self.pinned.iter()) {
                         let _ = self.requests.send(Request::History { pid, start_time });
                     }
+                    if selected.is_some() {
+                        let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
+                        let _ = self.requests.send(Request::SystemHistory { since_unix_ms });
+                    }
                 }
+                Update::SystemHistory(samples) => {
+                    let last = self.system_history.last().map_or(0, |s| s.unix_ms);
+                    self.system_history
+                        .extend(samples.into_iter().filter(|s| s.unix_ms > last));
+                    let excess = self.system_history.len().saturating_sub(MAX_SYSTEM_SAMPLES);
+                    self.system_history.drain(..excess);
+                }
+                Update::Detail(Ok(detail)) => {
+                    self.detail_error = None;
+                    self.details.insert((detail.pid, detail.start_time), detail);
+                }
+                Update::Detail(Err(e)) => self.detail_error = Some(e),
                 Update::History(series) => {
                     self.histories
                         .insert((series.pid, series.start_time), series);
@@ -259,6 +300,7 @@ impl MemmonApp {
                 .show(ui, |ui| self.plot_ui(ui));
         }
         egui::CentralPanel::default().show(ui, |ui| self.grid_ui(ui));
+        self.oom_ui(ui.ctx());
         if self
             .snapshot
             .as_ref()
@@ -326,9 +368,66 @@ impl MemmonApp {
                         .send(Request::Interval(Duration::from_millis(ms)));
                 }
                 Command::Export(what) => self.export(ctx, what, None, false),
+                Command::ExportData(what) => self.export_data(what, None),
+                Command::MeasureDetail(pid, start_time) => {
+                    self.detail_error = None;
+                    let _ = self.requests.send(Request::Detail { pid, start_time });
+                }
                 Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             }
         }
+    }
+
+    /// The list of OOM kills; clicking one opens the victim's last history.
+    fn oom_ui(&mut self, ctx: &egui::Context) {
+        if !self.oom_open {
+            return;
+        }
+        let kills = self
+            .snapshot
+            .as_ref()
+            .map(|s| s.oom_kills.clone())
+            .unwrap_or_default();
+        let mut open = true;
+        egui::Window::new("OOM kills")
+            .open(&mut open)
+            .default_width(460.0)
+            .show(ctx, |ui| {
+                if kills.is_empty() {
+                    ui.label("No OOM kill since the collector started.");
+                }
+                for kill in kills.iter().rev() {
+                    let size = kill
+                        .last_rss_kb
+                        .or(kill.rss_at_kill_kb)
+                        .map_or_else(|| "—".to_owned(), format::kib);
+                    let how = match kill.source {
+                        OomSource::Tracepoint => "",
+                        OomSource::Counter => " (inferred)",
+                    };
+                    let text = format!(
+                        "{} — {} (PID {}), last RSS {size}{how}",
+                        format::clock(kill.unix_ms),
+                        kill.name,
+                        kill.pid
+                    );
+                    match kill.start_time {
+                        Some(start_time) => {
+                            if ui
+                                .link(text)
+                                .on_hover_text("Show its history up to the kill")
+                                .clicked()
+                            {
+                                self.commands.push(Command::Select(kill.pid, start_time));
+                            }
+                        }
+                        None => {
+                            ui.label(text);
+                        }
+                    }
+                }
+            });
+        self.oom_open = open;
     }
 
     fn banner_text(&self) -> Option<String> {
@@ -351,7 +450,7 @@ impl MemmonApp {
         }
     }
 
-    fn mode_label(&self) -> String {
+    pub(crate) fn mode_label(&self) -> String {
         match (&self.origin, &self.snapshot) {
             (Some(Origin::Helper), Some(s)) => s.mode.label().to_owned(),
             (Some(Origin::Embedded { .. }), _) => Mode::Embedded.label().to_owned(),
@@ -393,6 +492,21 @@ impl MemmonApp {
                     format::kib(s.system.swap_used_kb()),
                     format::kib(s.system.swap_total_kb)
                 ));
+                if let Some(p) = &s.pressure
+                    && let Some(some) = p.some_avg10
+                {
+                    ui.label(format!("Pressure {some:.1}%")).on_hover_text(
+                        "PSI: share of the last 10 s in which some task stalled on memory",
+                    );
+                }
+                if !s.oom_kills.is_empty()
+                    && ui
+                        .button(format!("OOM kills: {}", s.oom_kills.len()))
+                        .on_hover_text("Processes the kernel's OOM killer ended")
+                        .clicked()
+                {
+                    self.oom_open = true;
+                }
                 if s.bpf_drops > 0 {
                     ui.colored_label(
                         ui.visuals().warn_fg_color,
@@ -416,6 +530,21 @@ impl MemmonApp {
                 .clicked()
             {
                 self.commands.push(Command::Export(ExportWhat::Window));
+            }
+            if ui
+                .button("Export CSV")
+                .on_hover_text("Save the grid's rows as CSV")
+                .clicked()
+            {
+                self.commands.push(Command::ExportData(DataExport::GridCsv));
+            }
+            if ui
+                .button("Export JSON")
+                .on_hover_text("Save the snapshot with the grid's rows as JSON")
+                .clicked()
+            {
+                self.commands
+                    .push(Command::ExportData(DataExport::GridJson));
             }
             if let Some(m) = &self.status_message {
                 ui.label(m);
@@ -482,7 +611,11 @@ impl MemmonApp {
                         a.map_or_else(dash, |a| a.munmap_count.to_string()),
                         a.map_or_else(dash, |a| a.brk_count.to_string()),
                         r.swap_kb.map_or_else(dash, format::kib),
+                        r.growth
+                            .and_then(|g| g.headline())
+                            .map_or_else(dash, format::rate),
                     ];
+                    let sustained = r.growth.is_some_and(|g| g.sustained);
                     let mut clicked = false;
                     for (i, text) in cells.into_iter().enumerate() {
                         row.col(|ui| {
@@ -492,6 +625,11 @@ impl MemmonApp {
                                     |ui| ui.add(egui::Label::new(text).sense(egui::Sense::click())),
                                 )
                                 .inner
+                            } else if i == COLUMNS.len() - 1 && sustained {
+                                let red =
+                                    egui::RichText::new(text).color(ui.visuals().error_fg_color);
+                                ui.add(egui::Label::new(red).sense(egui::Sense::click()))
+                                    .on_hover_text("Sustained growth: no fall back for 2 minutes")
                             } else {
                                 ui.add(egui::Label::new(text).sense(egui::Sense::click()))
                             };
@@ -512,90 +650,6 @@ impl MemmonApp {
         }
         drop(rows);
         self.commands.extend(commands);
-    }
-
-    fn plot_ui(&mut self, ui: &mut egui::Ui) {
-        let Some((pid, start_time)) = self.selected else {
-            return;
-        };
-        let series = self.histories.get(&(pid, start_time));
-        let name = series
-            .map(|s| s.name.clone())
-            .or_else(|| {
-                self.visible_rows()
-                    .iter()
-                    .find(|r| r.pid == pid)
-                    .map(|r| r.name.clone())
-            })
-            .unwrap_or_default();
-        ui.horizontal(|ui| {
-            ui.heading(format!("{name} (PID {pid}) — RSS over time"));
-            if let Some(exited) = series.and_then(|s| s.exited_unix_ms) {
-                ui.label(format!("exited at {}", format::clock(exited)));
-            }
-            let pinned = self.pinned.contains(&(pid, start_time));
-            if ui
-                .button(if pinned { "Unpin" } else { "Pin" })
-                .on_hover_text("Keep this process in the plot to compare it with others")
-                .clicked()
-            {
-                self.commands
-                    .push(Command::TogglePin(pid, start_time, name.clone()));
-            }
-            if ui.button("Export plot PNG").clicked() {
-                self.commands.push(Command::Export(ExportWhat::Plot));
-            }
-            if ui.button("Close").clicked() {
-                self.plot_open = false;
-            }
-        });
-        let Some(series) = series else {
-            ui.label("Loading history…");
-            return;
-        };
-        let mib = 1.0 / 1024.0;
-        let rss = step_points(series, &|s| Some(s.rss_kb as f64 * mib));
-        let peak = step_points(series, &|s| Some(s.peak_rss_kb as f64 * mib));
-        let net = step_points(series, &|s| s.net_mapped.map(|n| n as f64 / 1048576.0));
-        let pinned_series: Vec<&HistorySeries> = self
-            .pinned
-            .iter()
-            .filter(|&&p| p != (pid, start_time))
-            .filter_map(|p| self.histories.get(p))
-            .collect();
-        let response = egui_plot::Plot::new(("history", pid, start_time))
-            .legend(egui_plot::Legend::default())
-            .x_axis_formatter(|mark, _| format::clock((mark.value * 1000.0) as u64))
-            .y_axis_label("MiB")
-            .label_formatter(|hover| match hover {
-                egui_plot::HoverPosition::NearDataPoint {
-                    plot_name,
-                    position,
-                    ..
-                } => Some(format!(
-                    "{plot_name}\n{} — {:.1} MiB",
-                    format::clock((position.x * 1000.0) as u64),
-                    position.y
-                )),
-                egui_plot::HoverPosition::Elsewhere { .. } => None,
-            })
-            .show(ui, |plot| {
-                plot.line(egui_plot::Line::new("RSS", rss));
-                plot.line(
-                    egui_plot::Line::new("Peak RSS", peak)
-                        .style(egui_plot::LineStyle::dashed_loose()),
-                );
-                if !net.is_empty() {
-                    plot.line(egui_plot::Line::new("Net mapped", net));
-                }
-                for other in &pinned_series {
-                    plot.line(egui_plot::Line::new(
-                        format!("RSS {} ({})", other.name, other.pid),
-                        step_points(other, &|s| Some(s.rss_kb as f64 * mib)),
-                    ));
-                }
-            });
-        self.plot_rect = Some(response.response.rect);
     }
 
     fn keyboard_ui(&mut self, ctx: &egui::Context) {
@@ -649,101 +703,6 @@ impl MemmonApp {
             }
         });
     }
-
-    /// Saves a PNG of the window (or of the plot's area) asynchronously; the result is shown in
-    /// the status bar. `quit` closes the window afterwards (`--screenshot`).
-    fn export(&mut self, ctx: &egui::Context, what: ExportWhat, path: Option<PathBuf>, quit: bool) {
-        let path = path.unwrap_or_else(|| {
-            export_dir().join(format!(
-                "memmon-{}.png",
-                chrono::Local::now().format("%Y%m%d-%H%M%S")
-            ))
-        });
-        let crop = match what {
-            ExportWhat::Window => None,
-            ExportWhat::Plot => self.plot_rect,
-        };
-        let pixels_per_point = ctx.pixels_per_point();
-        // What the picture shows, for `--screenshot` users (documentation, tests).
-        let summary = format!(
-            "mode: {}, {} rows, {} with allocation data",
-            self.mode_label(),
-            self.visible_rows().len(),
-            self.visible_rows()
-                .iter()
-                .filter(|r| r.alloc.is_some())
-                .count()
-        );
-        let done = self.exports.0.clone();
-        let ctx2 = ctx.clone();
-        ctx.request_screenshot(move |image: Arc<egui::ColorImage>| {
-            let image = match crop {
-                Some(rect) => image.region(&rect, Some(pixels_per_point)),
-                None => (*image).clone(),
-            };
-            let message = match save_png(&image, &path) {
-                Ok(()) => format!("Saved {}", path.display()),
-                Err(e) => format!("Could not save {}: {e}", path.display()),
-            };
-            if quit {
-                if message.starts_with("Could not") {
-                    eprintln!("memmon: {message}");
-                    std::process::exit(1);
-                }
-                println!("{message} ({summary})");
-                ctx2.send_viewport_cmd(egui::ViewportCommand::Close);
-            }
-            let _ = done.send(message);
-            ctx2.request_repaint();
-        });
-    }
-}
-
-/// A change-only series as plot points: values hold until the next change, so draw steps, and
-/// extend the last value to when the process was last seen.
-fn step_points(
-    series: &HistorySeries,
-    value: &dyn Fn(&memmon_helper::history::HistorySample) -> Option<f64>,
-) -> Vec<[f64; 2]> {
-    let mut pts: Vec<[f64; 2]> = Vec::with_capacity(series.samples.len() * 2 + 1);
-    for s in &series.samples {
-        let Some(v) = value(s) else { continue };
-        let t = s.unix_ms as f64 / 1000.0;
-        if let Some(&[_, prev]) = pts.last() {
-            pts.push([t, prev]);
-        }
-        pts.push([t, v]);
-    }
-    if let Some(&[_, v]) = pts.last() {
-        pts.push([series.last_seen_unix_ms as f64 / 1000.0, v]);
-    }
-    pts
-}
-
-/// `$XDG_PICTURES_DIR`, else `~/Pictures`, else the current folder.
-pub fn export_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_PICTURES_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.is_dir())
-    {
-        return dir;
-    }
-    if let Some(dir) = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join("Pictures"))
-        .filter(|d| d.is_dir())
-    {
-        return dir;
-    }
-    PathBuf::from(".")
-}
-
-pub fn save_png(image: &egui::ColorImage, path: &std::path::Path) -> anyhow::Result<()> {
-    let [w, h] = image.size;
-    let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
-    let buffer = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
-        .ok_or_else(|| anyhow::anyhow!("the screenshot has an inconsistent size"))?;
-    buffer.save_with_format(path, image::ImageFormat::Png)?;
-    Ok(())
 }
 
 impl eframe::App for MemmonApp {

@@ -30,6 +30,18 @@ pub fn bytes(b: f64) -> String {
     }
 }
 
+/// Bytes per minute → "+2.0 MiB/min", "-512 KiB/min", "0 B/min".
+pub fn rate(bytes_per_min: f64) -> String {
+    let sign = if bytes_per_min > 0.5 {
+        "+"
+    } else if bytes_per_min < -0.5 {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{}/min", bytes(bytes_per_min.abs().round()))
+}
+
 /// Unix milliseconds → local "HH:MM:SS".
 pub fn clock(unix_ms: u64) -> String {
     local(unix_ms).format("%H:%M:%S").to_string()
@@ -53,5 +65,8 @@ mod tests {
         assert_eq!(kib(5 * 1024 * 1024 / 4), "1.25 GiB");
         assert_eq!(signed_bytes(-1536 * 1024), "-1.5 MiB");
         assert_eq!(clock(3_723_000).len(), "01:02:03".len());
+        assert_eq!(rate(2.0 * 1048576.0), "+2.0 MiB/min");
+        assert_eq!(rate(-512.0 * 1024.0), "-512 KiB/min");
+        assert_eq!(rate(0.1), "0 B/min");
     }
 }

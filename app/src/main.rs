@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         viewport: egui::ViewportBuilder::default()
             .with_title("Memory Monitor")
             .with_app_id("io.github.memmon.MemoryMonitor")
-            .with_inner_size([1100.0, 720.0]),
+            .with_inner_size([1280.0, 760.0]),
         persist_window: cli.screenshot.is_none(),
         ..Default::default()
     };

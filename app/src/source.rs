@@ -8,11 +8,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use memmon_common::snapshot::{Snapshot, SortKey, top_by};
+use memmon_common::{
+    diagnostics::{MemoryDetail, SystemSample},
+    snapshot::{Snapshot, SortKey, top_by},
+};
 use memmon_helper::{
     Collector,
     dbus::{Helper1Proxy, MAX_LIMIT},
     history::{History, HistorySeries},
+    smaps::DetailCache,
 };
 
 /// Rows the grid shows.
@@ -33,9 +37,24 @@ pub enum SourceChoice {
 /// What the UI asks of the source.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
-    View { key: SortKey, descending: bool },
+    View {
+        key: SortKey,
+        descending: bool,
+    },
     Interval(Duration),
-    History { pid: u32, start_time: u64 },
+    History {
+        pid: u32,
+        start_time: u64,
+    },
+    /// System samples (pressure, swap, faults) newer than this time.
+    SystemHistory {
+        since_unix_ms: u64,
+    },
+    /// PSS/USS of one process (smaps_rollup, rate-limited by whoever reads it).
+    Detail {
+        pid: u32,
+        start_time: u64,
+    },
 }
 
 /// Where the current data comes from, with the sentence the banner shows.
@@ -59,6 +78,8 @@ pub enum Update {
         origin: Origin,
     },
     History(HistorySeries),
+    SystemHistory(Vec<SystemSample>),
+    Detail(Result<MemoryDetail, String>),
     Problem(String),
 }
 
@@ -94,6 +115,7 @@ pub fn spawn(
                 helper_error: None,
                 last_attempt: None,
                 embedded: None,
+                details: DetailCache::new(),
             };
             source.run(&runtime, &requests, &updates, &wake);
         })
@@ -113,6 +135,8 @@ struct Source {
     helper_error: Option<String>,
     last_attempt: Option<Instant>,
     embedded: Option<Embedded>,
+    /// Embedded mode's smaps_rollup readings (as this user: own processes only).
+    details: DetailCache,
 }
 
 impl Source {
@@ -147,8 +171,8 @@ impl Source {
                             let _ = rt.block_on(proxy.set_interval(ms));
                         }
                     }
-                    Ok(Request::History { pid, start_time }) => {
-                        if let Some(update) = self.history(rt, pid, start_time) {
+                    Ok(request) => {
+                        if let Some(update) = self.answer(rt, request) {
                             if updates.send(update).is_err() {
                                 return;
                             }
@@ -250,26 +274,65 @@ impl Source {
         self.last_attempt = None; // retry on the next tick
     }
 
-    fn history(
-        &mut self,
-        rt: &tokio::runtime::Runtime,
-        pid: u32,
-        start_time: u64,
-    ) -> Option<Update> {
+    /// Answers a data request from the helper, or from the embedded store.
+    fn answer(&mut self, rt: &tokio::runtime::Runtime, request: Request) -> Option<Update> {
         if let Some(proxy) = &self.helper {
-            return Some(match rt.block_on(proxy.get_history(pid, start_time)) {
-                Ok(json) => match serde_json::from_str(&json) {
-                    Ok(series) => Update::History(series),
-                    Err(e) => {
-                        Update::Problem(format!("the helper sent an unreadable history: {e}"))
-                    }
-                },
-                Err(e) => Update::Problem(describe(&e)),
+            return Some(match request {
+                Request::History { pid, start_time } => decode(
+                    rt.block_on(proxy.get_history(pid, start_time)),
+                    Update::History,
+                ),
+                Request::SystemHistory { since_unix_ms } => decode(
+                    rt.block_on(proxy.get_system_history(since_unix_ms)),
+                    Update::SystemHistory,
+                ),
+                Request::Detail { pid, start_time } => Update::Detail(
+                    rt.block_on(proxy.get_memory_detail(pid, start_time))
+                        .map_err(|e| describe(&e))
+                        .and_then(|json| {
+                            serde_json::from_str(&json)
+                                .map_err(|e| format!("the helper sent an unreadable reading: {e}"))
+                        }),
+                ),
+                Request::View { .. } | Request::Interval(_) => return None,
             });
         }
-        let series = self.embedded.as_ref()?.history.series(pid, start_time)?;
-        Some(Update::History(series))
+        match request {
+            Request::History { pid, start_time } => {
+                let series = self.embedded.as_ref()?.history.series(pid, start_time)?;
+                Some(Update::History(series))
+            }
+            Request::SystemHistory { since_unix_ms } => Some(Update::SystemHistory(
+                self.embedded.as_ref()?.history.system_since(since_unix_ms),
+            )),
+            Request::Detail { pid, start_time } => Some(Update::Detail(
+                self.details
+                    .get(pid, start_time, unix_ms_now())
+                    .map_err(|e| e.to_string()),
+            )),
+            Request::View { .. } | Request::Interval(_) => None,
+        }
     }
+}
+
+/// A JSON reply of the helper as an update, or the problem it poses.
+fn decode<T: serde::de::DeserializeOwned>(
+    reply: zbus::Result<String>,
+    update: impl FnOnce(T) -> Update,
+) -> Update {
+    match reply {
+        Ok(json) => match serde_json::from_str(&json) {
+            Ok(value) => update(value),
+            Err(e) => Update::Problem(format!("the helper sent an unreadable reply: {e}")),
+        },
+        Err(e) => Update::Problem(describe(&e)),
+    }
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The sentence a user needs for a helper error.
@@ -296,8 +359,9 @@ pub fn helper_missing_hint(in_flatpak: bool) -> String {
     if in_flatpak {
         format!(
             "the helper is not installed on this computer; Memory Monitor runs as a Flatpak and cannot \
-             track allocations by itself — install the host helper: `sudo apt install \
-             ./memmon_{}_amd64.deb` (or from source: `make && sudo make install PREFIX=/usr`)",
+             track allocations by itself, and inside its sandbox it sees only its own processes — \
+             install the host helper: `sudo apt install ./memmon_{}_amd64.deb` (or from source: \
+             `make && sudo make install PREFIX=/usr`)",
             env!("CARGO_PKG_VERSION")
         )
     } else {
@@ -316,6 +380,8 @@ fn empty_snapshot() -> Snapshot {
         system: Default::default(),
         process_count: 0,
         bpf_drops: 0,
+        pressure: None,
+        oom_kills: Vec::new(),
         processes: Vec::new(),
     }
 }

@@ -1,104 +1,13 @@
 //! Headless UI tests (egui_kittest): the real `MemmonApp` fed through its real channels,
 //! clicked and typed at by AccessKit label, with assertions on state and on what it asks of its
 //! data source.
-use std::sync::mpsc::{self, Receiver, Sender};
+use egui_kittest::kittest::Queryable as _;
+use memmon::source::{Origin, Request, Update};
+use memmon_common::snapshot::{Mode, ProcessRow, SortKey};
 
-use egui_kittest::{Harness, kittest::Queryable as _};
-use memmon::{
-    app::{MemmonApp, Settings},
-    source::{Origin, Request, Update},
-};
-use memmon_common::snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SortKey, SystemMemory};
+mod common;
 
-struct Fixture {
-    updates: Sender<Update>,
-    requests: Receiver<Request>,
-}
-
-fn row(pid: u32, name: &str, rss_kb: u64) -> ProcessRow {
-    ProcessRow {
-        pid,
-        start_time: 1000 + u64::from(pid),
-        name: name.to_owned(),
-        rss_kb: Some(rss_kb),
-        virtual_kb: Some(rss_kb * 4),
-        peak_rss_kb: Some(rss_kb + 10),
-        swap_kb: Some(0),
-        alloc: Some(AllocStats {
-            mmap_count: u64::from(pid),
-            net_mapped: 4096,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn snapshot(rows: Vec<ProcessRow>) -> Box<Snapshot> {
-    Box::new(Snapshot {
-        taken_at_unix_ms: 1_795_000_000_000,
-        scan_duration_us: 100,
-        mode: Mode::Full,
-        mode_reason: None,
-        system: SystemMemory {
-            total_kb: 8 << 20,
-            available_kb: 4 << 20,
-            swap_total_kb: 0,
-            swap_free_kb: 0,
-        },
-        process_count: rows.len() as u32,
-        bpf_drops: 0,
-        processes: rows,
-    })
-}
-
-fn harness(rows: Vec<ProcessRow>, origin: Origin) -> (Harness<'static, MemmonApp>, Fixture) {
-    let (update_tx, update_rx) = mpsc::channel();
-    let (request_tx, request_rx) = mpsc::channel();
-    let app = MemmonApp::new(Settings::default(), update_rx, request_tx);
-    update_tx
-        .send(Update::Snapshot {
-            snapshot: snapshot(rows),
-            origin,
-        })
-        .expect("send");
-    let mut harness = Harness::builder()
-        .with_size([1100.0, 720.0])
-        .build_ui_state(
-            |ui, app: &mut MemmonApp| {
-                app.drain_updates();
-                app.ui(ui);
-                let ctx = ui.ctx().clone();
-                app.apply_commands(&ctx);
-            },
-            app,
-        );
-    harness.run();
-    (
-        harness,
-        Fixture {
-            updates: update_tx,
-            requests: request_rx,
-        },
-    )
-}
-
-fn sample_rows() -> Vec<ProcessRow> {
-    vec![
-        row(42, "firefox", 900_000),
-        row(7, "Xorg", 300_000),
-        row(99, "bash", 4_000),
-    ]
-}
-
-fn views(requests: &Receiver<Request>) -> Vec<(SortKey, bool)> {
-    requests
-        .try_iter()
-        .filter_map(|r| match r {
-            Request::View { key, descending } => Some((key, descending)),
-            _ => None,
-        })
-        .collect()
-}
+use common::*;
 
 #[test]
 fn header_click_sorts_by_that_column_and_toggles() {

@@ -78,7 +78,7 @@ fn the_real_window_exports_a_png_of_its_size() {
     assert!(stdout.contains("mode: Embedded"), "{stdout}");
     let image = image::open(&png).expect("a readable PNG").to_rgba8();
     let _ = std::fs::remove_file(&png);
-    assert_eq!(image.dimensions(), (1100, 720), "the window's size");
+    assert_eq!(image.dimensions(), (1280, 760), "the window's size");
     let mut colours = std::collections::HashSet::new();
     for p in image.pixels() {
         colours.insert(p.0);
