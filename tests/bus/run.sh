@@ -200,23 +200,50 @@ check "history has samples from before this client asked" json "assert d['pid'] 
 out=$(call memmon-t1 GetHistory "uint32:$wl_pid" "uint64:$((start + 1))")
 check "the same PID with another start time gets no history" grep -q 'InvalidArgument' <<<"$out"
 
+# --- diagnostics: system history, PSS on demand ------------------------------------------------
+reply() { sed -n 's/^ *string "\(.*\)"$/\1/p' | sed 's/\\"/"/g'; }
+sys_hist=$(call memmon-t1 GetSystemHistory uint64:0 | reply)
+check "system history has samples with memory pressure and fault rates" \
+  json "assert len(d) >= 2 and d[-1]['pressure']['some_avg10'] is not None and d[-1]['pressure']['faults_per_s'] >= 0 and d[-1]['used_kb'] > 0" <<<"$sys_hist"
+last_ms=$(json 'print(d[-1]["unix_ms"])' <<<"$sys_hist")
+check "... and only newer samples when asked since the last one" \
+  json "assert all(s['unix_ms'] > $last_ms for s in d)" < <(call memmon-t1 GetSystemHistory "uint64:$last_ms" | reply)
+detail=$(call memmon-t1 GetMemoryDetail "uint32:$wl_pid" "uint64:$start" | reply)
+check "PSS/USS on demand of a root-owned process for a granted user" \
+  json "assert d['pid'] == $wl_pid and 0 < d['pss_kb'] <= d['rss_kb'] and 0 < d['uss_kb'] <= d['pss_kb']" <<<"$detail"
+again=$(call memmon-t1 GetMemoryDetail "uint32:$wl_pid" "uint64:$start" | reply)
+check "... read at most once per 5 s (a second call gets the same reading)" \
+  test "$(json 'print(d["measured_unix_ms"])' <<<"$detail")" = "$(json 'print(d["measured_unix_ms"])' <<<"$again")"
+out=$(call memmon-t2 GetMemoryDetail "uint32:$wl_pid" "uint64:$start")
+check "... denied to a non-member" grep -q 'NotAuthorized' <<<"$out"
+out=$(call memmon-t1 GetMemoryDetail "uint32:$wl_pid" "uint64:$((start + 1))")
+check "... and InvalidArgument for a stale start time" grep -q 'InvalidArgument' <<<"$out"
+out=$(as memmon-t1 /usr/bin/memmon-helper detail --bus --json "$wl_pid" 2>&1)
+check "memmon-helper detail --bus gives a granted user the same reading" json "assert d['pss_kb'] > 0" <<<"$out"
+out=$(as memmon-t1 /usr/bin/memmon-helper detail "$wl_pid" 2>&1); rc=$?
+check "... which the user cannot read directly (exit 1, with the reason)" \
+  test "$rc" = 1 -a -n "$(grep -i 'smaps_rollup' <<<"$out")"
+
 # --- bad arguments -----------------------------------------------------------------------------
 for args in "GetSnapshot string:bogus boolean:true uint32:10" "GetSnapshot string:rss boolean:true uint32:0" \
             "GetSnapshot string:rss boolean:true uint32:1001" "GetHistory uint32:0 uint64:0" \
-            "SetInterval uint32:100" "SetInterval uint32:20000"; do
+            "SetInterval uint32:100" "SetInterval uint32:20000" "GetMemoryDetail uint32:0 uint64:0"; do
   # shellcheck disable=SC2086
   out=$(call memmon-t1 $args)
   check "InvalidArgument for $args" grep -q 'io.github.memmon.Helper1.Error.InvalidArgument' <<<"$out"
 done
 
 # --- every sort key ------------------------------------------------------------------------------
-for key in pid name rss virt peak anon file shmem swap mmap munmap brk net peak-net allocated freed; do
+for key in pid name rss virt peak anon file shmem swap mmap munmap brk net peak-net allocated freed growth; do
   doc=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus --json --sort "$key" --top 50 2>&1)
   check "snapshot sorted by $key" python3 - "$key" "$doc" <<'PY'
 import json, sys
 key, doc = sys.argv[1], json.loads(sys.argv[2])
 rows = doc["processes"]
 assert 0 < len(rows) <= 50, len(rows)
+def growth(g):  # the headline rate: 5 min, else 1 min, whole bytes per minute
+    v = None if not g else g.get("rss_5m") if g.get("rss_5m") is not None else g.get("rss_1m")
+    return None if v is None else round(v)
 def val(r):
     a = r.get("alloc") or {}
     m = {"pid": r["pid"], "name": r["name"], "rss": r["rss_kb"], "virt": r["virtual_kb"],
@@ -224,7 +251,7 @@ def val(r):
          "shmem": r["rss_shmem_kb"], "swap": r["swap_kb"], "mmap": a.get("mmap_count"),
          "munmap": a.get("munmap_count"), "brk": a.get("brk_count"), "net": a.get("net_mapped"),
          "peak-net": a.get("peak_net_mapped"), "allocated": a.get("total_allocated"),
-         "freed": a.get("total_freed")}[key]
+         "freed": a.get("total_freed"), "growth": growth(r.get("growth"))}[key]
     return (0, "") if m is None else (1, m)
 vals = [val(r) for r in rows]
 assert all(vals[i] >= vals[i + 1] for i in range(len(vals) - 1)), vals
