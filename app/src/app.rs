@@ -114,6 +114,8 @@ pub enum Command {
     ExportData(DataExport),
     /// Read PSS/USS of a process now.
     MeasureDetail(u32, u64),
+    /// Watch every RSS change of a process (true) or stop (false).
+    HighRes(u32, u64, bool),
     Quit,
 }
 
@@ -159,6 +161,8 @@ pub struct MemmonApp {
     pub detail_error: Option<String>,
     /// The OOM-kill list window.
     pub oom_open: bool,
+    /// The process the user switched high resolution on for.
+    pub high_res: Option<(u32, u64)>,
 }
 
 impl MemmonApp {
@@ -200,6 +204,7 @@ impl MemmonApp {
             details: HashMap::new(),
             detail_error: None,
             oom_open: false,
+            high_res: None,
         }
     }
 
@@ -372,6 +377,14 @@ impl MemmonApp {
                 Command::MeasureDetail(pid, start_time) => {
                     self.detail_error = None;
                     let _ = self.requests.send(Request::Detail { pid, start_time });
+                }
+                Command::HighRes(pid, start_time, enable) => {
+                    self.high_res = enable.then_some((pid, start_time));
+                    let _ = self.requests.send(Request::HighRes {
+                        pid,
+                        start_time,
+                        enable,
+                    });
                 }
                 Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             }

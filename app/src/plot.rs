@@ -4,8 +4,11 @@
 
 use eframe::egui;
 use memmon_common::{
-    diagnostics::{Spike, SystemSample},
+    diagnostics::{
+        RSS_STAT_NS_PER_EVENT_OTHERS, RSS_STAT_NS_PER_EVENT_WATCHED, Spike, SystemSample,
+    },
     series::{HistorySample, HistorySeries},
+    snapshot::Mode,
 };
 
 use crate::{
@@ -55,6 +58,22 @@ impl SystemMetric {
                 ("major faults", Some(p.major_faults_per_s)),
             ],
         }
+    }
+}
+
+/// What high-resolution mode costs, for the text next to its switch: the measured nanoseconds
+/// per page fault and, at the system's current fault rate, the share of one core.
+pub fn high_res_cost(faults_per_s: Option<f64>) -> String {
+    let per_fault = format!(
+        "+{RSS_STAT_NS_PER_EVENT_OTHERS:.0} ns per page fault system-wide \
+         (+{RSS_STAT_NS_PER_EVENT_WATCHED:.0} ns in this process)"
+    );
+    match faults_per_s {
+        Some(rate) => format!(
+            "{per_fault}; at {rate:.0} faults/s now ≈ {:.2} % of a core",
+            rate * RSS_STAT_NS_PER_EVENT_OTHERS / 1e9 * 100.0
+        ),
+        None => per_fault,
     }
 }
 
@@ -111,6 +130,28 @@ impl MemmonApp {
             {
                 self.commands.push(Command::MeasureDetail(pid, start_time));
             }
+            let full = self.origin == Some(crate::source::Origin::Helper)
+                && self.snapshot.as_ref().is_some_and(|s| s.mode == Mode::Full);
+            let mut on = self.high_res == Some((pid, start_time));
+            let faults = self
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.pressure)
+                .map(|p| p.faults_per_s);
+            let cost = high_res_cost(faults);
+            let switch = ui
+                .add_enabled(full, egui::Checkbox::new(&mut on, "High resolution"))
+                .on_hover_text(format!(
+                    "Trace every RSS change of this process (kmem:rss_stat): exact peaks between \
+                     samples, even below an earlier peak. Costs {cost} while on."
+                ))
+                .on_disabled_hover_text("Needs the helper with eBPF (Full mode)");
+            if switch.changed() {
+                self.commands.push(Command::HighRes(pid, start_time, on));
+            }
+            if full {
+                ui.weak(format!("+{RSS_STAT_NS_PER_EVENT_OTHERS:.0} ns/fault"));
+            }
             if ui.button("Export plot PNG").clicked() {
                 self.commands.push(Command::Export(ExportWhat::Plot));
             }
@@ -141,6 +182,14 @@ impl MemmonApp {
                 if g.sustained {
                     ui.colored_label(ui.visuals().error_fg_color, "sustained growth");
                 }
+                ui.separator();
+            }
+            if let Some(h) = row.and_then(|r| r.high_res) {
+                ui.label(format!(
+                    "High resolution: {} RSS changes since the last sample, peak {}",
+                    h.changes,
+                    format::kib(h.peak_rss_kb)
+                ));
                 ui.separator();
             }
             if let Some(d) = self.details.get(&(pid, start_time)) {

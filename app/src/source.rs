@@ -55,6 +55,12 @@ pub enum Request {
         pid: u32,
         start_time: u64,
     },
+    /// Watch every RSS change of one process (helper in Full mode only), or stop.
+    HighRes {
+        pid: u32,
+        start_time: u64,
+        enable: bool,
+    },
 }
 
 /// Where the current data comes from, with the sentence the banner shows.
@@ -294,6 +300,14 @@ impl Source {
                                 .map_err(|e| format!("the helper sent an unreadable reading: {e}"))
                         }),
                 ),
+                Request::HighRes {
+                    pid,
+                    start_time,
+                    enable,
+                } => match rt.block_on(proxy.set_high_resolution(pid, start_time, enable)) {
+                    Ok(()) => return None,
+                    Err(e) => Update::Problem(format!("high resolution: {}", describe(&e))),
+                },
                 Request::View { .. } | Request::Interval(_) => return None,
             });
         }
@@ -310,7 +324,10 @@ impl Source {
                     .get(pid, start_time, unix_ms_now())
                     .map_err(|e| e.to_string()),
             )),
-            Request::View { .. } | Request::Interval(_) => None,
+            Request::HighRes { enable: true, .. } => Some(Update::Problem(
+                "high resolution needs the helper with eBPF (Full mode)".into(),
+            )),
+            Request::HighRes { .. } | Request::View { .. } | Request::Interval(_) => None,
         }
     }
 }

@@ -219,3 +219,59 @@ fn grid_and_series_exports_parse_back_to_the_same_numbers() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_high_resolution_switch_shows_its_cost_and_asks_the_helper() {
+    let (mut h, f) = harness(sample_rows(), Origin::Helper);
+    h.get_by_label("bash").click();
+    h.run();
+    h.get_by_label("+457 ns/fault");
+    let _ = f.requests.try_iter().count();
+    h.get_by_label("High resolution").click();
+    h.run();
+    assert!(
+        f.requests.try_iter().any(|r| r
+            == Request::HighRes {
+                pid: 99,
+                start_time: 1099,
+                enable: true
+            }),
+        "high resolution asked for the selected process"
+    );
+    assert_eq!(h.state().high_res, Some((99, 1099)));
+    h.get_by_label("High resolution").click();
+    h.run();
+    assert!(
+        f.requests
+            .try_iter()
+            .any(|r| matches!(r, Request::HighRes { enable: false, .. }))
+    );
+    assert_eq!(h.state().high_res, None);
+    let cost = memmon::plot::high_res_cost(Some(100_000.0));
+    assert!(
+        cost.contains("+457 ns per page fault") && cost.contains("≈ 4.57 % of a core"),
+        "{cost}"
+    );
+}
+
+#[test]
+fn high_resolution_is_off_limits_in_embedded_mode() {
+    let (mut h, f) = harness(
+        sample_rows(),
+        Origin::Embedded {
+            why: "no helper".into(),
+        },
+    );
+    h.get_by_label("bash").click();
+    h.run();
+    let _ = f.requests.try_iter().count();
+    h.get_by_label("High resolution").click();
+    h.run();
+    assert!(
+        !f.requests
+            .try_iter()
+            .any(|r| matches!(r, Request::HighRes { .. })),
+        "the switch is disabled without the helper"
+    );
+    assert_eq!(h.state().high_res, None);
+}

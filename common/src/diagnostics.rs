@@ -25,6 +25,21 @@ impl Growth {
     }
 }
 
+/// High-resolution view of the one watched process between two samples (`kmem:rss_stat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HighRes {
+    /// The highest RSS (file + anon + shmem) since the previous sample, KiB.
+    pub peak_rss_kb: u64,
+    /// RSS counter changes seen since the previous sample.
+    pub changes: u64,
+}
+
+/// Measured cost of high-resolution mode (`kmem:rss_stat` attached): nanoseconds added to every
+/// RSS counter change (≈ every page fault) of every process on the system, and to those of the
+/// watched process. From `scripts/bench-rss-stat.sh` on the reference VM (BENCHMARKS.md).
+pub const RSS_STAT_NS_PER_EVENT_OTHERS: f64 = 457.0;
+pub const RSS_STAT_NS_PER_EVENT_WATCHED: f64 = 539.0;
+
 /// What rose and fell back between two samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -33,6 +48,9 @@ pub enum SpikeKind {
     Rss,
     /// The eBPF peak of net mapped bytes rose above both neighbouring samples' net mapped.
     NetMapped,
+    /// High-resolution mode saw every RSS change: the exact peak between the samples (seen even
+    /// below an earlier peak).
+    RssTraced,
 }
 
 /// A transient rise in memory between two collector samples, seen only through a peak.

@@ -35,6 +35,9 @@ pub const GLOBAL_PIDNS_INO: &str = "PIDNS_INO";
 pub const MAP_OOM_VICTIMS: &str = "OOM_VICTIMS";
 pub const MAX_OOM_VICTIMS: u32 = 64;
 
+/// Array of one [`RssWatch`]: the process watched in high resolution through `kmem:rss_stat`.
+pub const MAP_RSS_WATCH: &str = "RSS_WATCH";
+
 /// Drop slot: a new process could not be added to [`MAP_PROCS`].
 pub const DROP_PROCS_FULL: u32 = 0;
 pub const DROP_SLOTS: u32 = 1;
@@ -129,6 +132,29 @@ pub struct OomVictim {
     pub comm: [u8; 16],
 }
 
+/// High-resolution RSS of one process, from every `kmem:rss_stat` event of it (each change of
+/// one of its RSS counters). User space sets `tgid` (0 = off) and seeds `members`; the kernel
+/// keeps the rest current; user space reads it each tick and resets `max_rss` to `rss`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RssWatch {
+    pub tgid: u32,
+    pub _pad: u32,
+    /// Bytes per counter: file pages, anonymous pages, swap entries, shmem pages.
+    pub members: [i64; 4],
+    /// file + anon + shmem at the last event, bytes.
+    pub rss: i64,
+    /// The highest `rss` since user space last reset it.
+    pub max_rss: i64,
+    /// rss_stat events seen for the watched process.
+    pub events: u64,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: `#[repr(C)]` of u32/i64/u64 fields with explicit padding (64 bytes, no implicit
+// padding); every bit pattern is valid.
+unsafe impl aya::Pod for RssWatch {}
+
 #[cfg(feature = "user")]
 // SAFETY: `#[repr(C)]` of two u64 and a byte array (32 bytes, no padding); every bit pattern is
 // valid.
@@ -154,6 +180,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<ProcState>(), 4 * 8);
         assert_eq!(core::mem::size_of::<ProcRecord>(), 12 * 8);
         assert_eq!(core::mem::size_of::<OomVictim>(), 32);
+        assert_eq!(core::mem::size_of::<RssWatch>(), 64);
     }
 
     #[test]

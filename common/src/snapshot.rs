@@ -8,7 +8,7 @@ use std::{cmp::Ordering, fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostics::{Growth, OomKill, Spike, SystemPressure};
+use crate::diagnostics::{Growth, HighRes, OomKill, Spike, SystemPressure};
 
 /// Where the data comes from; always shown to the user together with the reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +96,9 @@ pub struct ProcessRow {
     /// A spike revealed by this sample (between the previous sample and this one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spike: Option<Spike>,
+    /// Set for the one process watched in high-resolution mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_res: Option<HighRes>,
 }
 
 /// One collector tick.
@@ -327,6 +330,7 @@ mod tests {
                 ..Default::default()
             }),
             spike: None,
+            high_res: None,
         }
     }
 

@@ -23,12 +23,12 @@ use aya_ebpf::{
         bpf_probe_read_kernel_str_bytes, bpf_task_pt_regs,
     },
     macros::{map, tracepoint},
-    maps::{HashMap, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray},
     programs::TracePointContext,
 };
 use memmon_common::{
     DROP_PROCS_FULL, DROP_SLOTS, MAX_OOM_VICTIMS, MAX_TRACKED_PROCESSES, OomVictim, ProcRecord,
-    ProcState,
+    ProcState, RssWatch,
 };
 
 /// Offset of `long ret` in every `syscalls:sys_exit_*` record (stable ABI of syscall tracepoints).
@@ -58,6 +58,9 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
 
 #[map]
 static OOM_VICTIMS: HashMap<u32, OomVictim> = HashMap::with_max_entries(MAX_OOM_VICTIMS, 0);
+
+#[map]
+static RSS_WATCH: Array<RssWatch> = Array::with_max_entries(1, 0);
 
 #[tracepoint(category = "syscalls", name = "sys_exit_mmap")]
 pub fn memmon_exit_mmap(ctx: TracePointContext) -> u32 {
@@ -209,6 +212,61 @@ fn try_oom_mark_victim(ctx: &TracePointContext) -> Result<u32, u32> {
     let _ = unsafe { bpf_probe_read_kernel_str_bytes(comm, &mut victim.comm) };
     // A full map (64 kills not yet drained) loses this victim's details, not the kill count.
     let _ = OOM_VICTIMS.insert(&(pid as u32), &victim, 0);
+    Ok(0)
+}
+
+/// `kmem:rss_stat` record layout (checked against the format file before attaching).
+const RSS_CURR_OFFSET: usize = 12;
+const RSS_MEMBER_OFFSET: usize = 16;
+const RSS_SIZE_OFFSET: usize = 24;
+
+/// Every change of any process's RSS counters (page faults, unmaps, reclaim) passes here while
+/// high-resolution mode is on; all but the watched process leave after one array lookup.
+#[tracepoint(category = "kmem", name = "rss_stat")]
+pub fn memmon_rss_stat(ctx: TracePointContext) -> u32 {
+    match try_rss_stat(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_rss_stat(ctx: &TracePointContext) -> Result<u32, u32> {
+    let watch = RSS_WATCH.get_ptr_mut(0).ok_or(0u32)?;
+    // SAFETY: slot 0 of a one-entry array map, alive while the program runs.
+    let target = unsafe { core::ptr::read_volatile(&raw const (*watch).tgid) };
+    if target == 0 {
+        return Ok(0);
+    }
+    // SAFETY: offsets checked against the format file by user space before attaching.
+    let curr = unsafe { ctx.read_at::<u32>(RSS_CURR_OFFSET) }.map_err(|_| 0u32)?;
+    // `curr`: the counter belongs to the current task's mm (not reclaim from elsewhere).
+    if curr == 0 || current_tgid()? != target {
+        return Ok(0);
+    }
+    // SAFETY: as above.
+    let (member, size) = unsafe {
+        (
+            ctx.read_at::<i32>(RSS_MEMBER_OFFSET).map_err(|_| 0u32)?,
+            ctx.read_at::<i64>(RSS_SIZE_OFFSET).map_err(|_| 0u32)?,
+        )
+    };
+    // SAFETY: `watch` points into the live map value; concurrent threads of the target may
+    // interleave plain stores, which can only make one event's view a little stale.
+    unsafe {
+        let members = &raw mut (*watch).members;
+        match member {
+            0 => (*members)[0] = size,
+            1 => (*members)[1] = size,
+            2 => (*members)[2] = size,
+            3 => (*members)[3] = size,
+            _ => return Ok(0),
+        }
+        let rss = (*members)[0] + (*members)[1] + (*members)[3];
+        (*watch).rss = rss;
+        if rss > (*watch).max_rss {
+            (*watch).max_rss = rss;
+        }
+        add(&raw mut (*watch).events, 1);
+    }
     Ok(0)
 }
 

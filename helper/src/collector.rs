@@ -67,6 +67,9 @@ pub struct Collector {
     oom_pending: (usize, u32),
     oom_kills: VecDeque<OomKill>,
     timings: Timings,
+    /// The process watched in high-resolution mode, and its event count at the last tick.
+    #[cfg(feature = "ebpf")]
+    rss_target: Option<((u32, u64), u64)>,
 }
 
 /// What the last tick spent on each part, microseconds (for benchmarks).
@@ -136,6 +139,8 @@ impl Collector {
             oom_pending: (0, 0),
             oom_kills: VecDeque::new(),
             timings: Timings::default(),
+            #[cfg(feature = "ebpf")]
+            rss_target: None,
         }
     }
 
@@ -170,6 +175,7 @@ impl Collector {
         }
         self.samples = samples;
         let bpf_drops = self.after_tick();
+        self.high_res(&mut rows);
         let scanned = Instant::now();
         self.trends.update(taken_at_unix_ms, &mut rows);
         let trended = Instant::now();
@@ -192,6 +198,81 @@ impl Collector {
             oom_kills: self.oom_kills.iter().cloned().collect(),
             processes: rows,
         })
+    }
+
+    /// Watches every RSS change of one process through `kmem:rss_stat` (`None` stops). Only
+    /// one process at a time; Full mode only. The process must still be the one that started
+    /// at `start_time`.
+    #[cfg(feature = "ebpf")]
+    pub fn watch_rss(&mut self, target: Option<(u32, u64)>) -> Result<(), String> {
+        let tracker = self
+            .tracker
+            .as_mut()
+            .ok_or("high resolution needs eBPF (Full mode)")?;
+        let Some((pid, start_time)) = target else {
+            self.rss_target = None;
+            return tracker.watch_rss(None);
+        };
+        let gone = || format!("no process {pid} with start time {start_time}");
+        let process = procfs::process::Process::new(pid as i32).map_err(|_| gone())?;
+        match process.stat() {
+            Ok(stat) if stat.starttime == start_time => {}
+            _ => return Err(gone()),
+        }
+        let status = process.status().map_err(|_| gone())?;
+        let bytes = |kb: Option<u64>| kb.unwrap_or(0).saturating_mul(1024) as i64;
+        let members = [
+            bytes(status.rssfile),
+            bytes(status.rssanon),
+            bytes(status.vmswap),
+            bytes(status.rssshmem),
+        ];
+        tracker.watch_rss(Some((pid, members)))?;
+        self.rss_target = Some(((pid, start_time), 0));
+        Ok(())
+    }
+
+    /// The watched process, if any.
+    #[cfg(feature = "ebpf")]
+    pub fn rss_target(&self) -> Option<(u32, u64)> {
+        self.rss_target.map(|(key, _)| key)
+    }
+
+    /// Fills the watched process's row with what the kernel saw since the last tick; stops
+    /// watching a process that exited.
+    #[cfg(feature = "ebpf")]
+    fn high_res(&mut self, rows: &mut [ProcessRow]) {
+        let Some(((pid, start_time), last_events)) = self.rss_target else {
+            return;
+        };
+        let Some(row) = rows
+            .iter_mut()
+            .find(|r| (r.pid, r.start_time) == (pid, start_time))
+        else {
+            let _ = self.watch_rss(None);
+            return;
+        };
+        let Some(seen) = self.tracker.as_mut().and_then(|t| t.take_rss_watch()) else {
+            return;
+        };
+        row.high_res = Some(memmon_common::diagnostics::HighRes {
+            peak_rss_kb: (seen.max_rss.max(0) as u64) / 1024,
+            changes: seen.events.saturating_sub(last_events),
+        });
+        self.rss_target = Some(((pid, start_time), seen.events));
+    }
+
+    #[cfg(not(feature = "ebpf"))]
+    fn high_res(&mut self, _rows: &mut [ProcessRow]) {}
+
+    #[cfg(not(feature = "ebpf"))]
+    pub fn watch_rss(&mut self, _target: Option<(u32, u64)>) -> Result<(), String> {
+        Err("high resolution needs eBPF; this build has none".into())
+    }
+
+    #[cfg(not(feature = "ebpf"))]
+    pub fn rss_target(&self) -> Option<(u32, u64)> {
+        None
     }
 
     /// Victims the kernel named this tick, else, when its `oom_kill` counter rose, the largest
@@ -387,6 +468,7 @@ fn row_from(sample: &ProcSample, alloc: Option<AllocStats>) -> ProcessRow {
         alloc,
         growth: None,
         spike: None,
+        high_res: None,
     }
 }
 

@@ -67,6 +67,13 @@ pub trait Helper1 {
     #[zbus(allow_interactive_auth)]
     fn get_memory_detail(&self, pid: u32, start_time: u64) -> zbus::Result<String>;
 
+    /// Watches every RSS change of one process through `kmem:rss_stat` (exact peaks between
+    /// samples, in its rows' `high_res`), or stops. One process at a time, the last caller's;
+    /// it ends when that caller leaves the bus. Full mode only. While on, every page fault on
+    /// the system costs more (see `memmon_common::diagnostics::RSS_STAT_NS_PER_EVENT_OTHERS`).
+    #[zbus(allow_interactive_auth)]
+    fn set_high_resolution(&self, pid: u32, start_time: u64, enable: bool) -> zbus::Result<()>;
+
     /// Asks for a collection interval (250..=10000 ms) while this client is connected.
     #[zbus(allow_interactive_auth)]
     fn set_interval(&self, ms: u32) -> zbus::Result<()>;

@@ -2,6 +2,7 @@
 //! the collector that merges them into snapshots. The GUI uses it without the `ebpf` feature for
 //! its embedded mode; the `memmon-helper` binary uses all of it.
 
+pub mod authorize;
 pub mod collector;
 pub mod dbus;
 pub mod history;

@@ -99,6 +99,10 @@ struct SnapshotArgs {
     #[arg(long, value_name = "MS", requires = "bus",
           value_parser = clap::value_parser!(u32).range(250..=10_000))]
     interval_ms: Option<u32>,
+    /// With --bus: watch every RSS change of process PID (kmem:rss_stat) while this command
+    /// runs — exact peaks between samples, at a cost on every page fault (see the README).
+    #[arg(long, value_name = "PID", requires = "bus")]
+    high_res: Option<u32>,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -204,6 +208,16 @@ impl Source {
                     .context("creating the Helper1 proxy")?;
                 if let Some(ms) = args.interval_ms {
                     proxy.set_interval(ms).await.map_err(describe_bus_error)?;
+                }
+                if let Some(pid) = args.high_res {
+                    let start_time = procfs::process::Process::new(pid as i32)
+                        .and_then(|p| p.stat())
+                        .with_context(|| format!("no process {pid}"))?
+                        .starttime;
+                    proxy
+                        .set_high_resolution(pid, start_time, true)
+                        .await
+                        .map_err(describe_bus_error)?;
                 }
                 anyhow::Ok(proxy)
             })?;
@@ -383,6 +397,13 @@ fn write_row(out: &mut impl io::Write, row: &ProcessRow) -> io::Result<()> {
     let mut note = String::new();
     if row.growth.is_some_and(|g| g.sustained) {
         note.push_str("sustained growth ");
+    }
+    if let Some(h) = row.high_res {
+        note.push_str(&format!(
+            "hi-res peak {:.1} MB ({} changes) ",
+            h.peak_rss_kb as f64 / 1024.0,
+            h.changes
+        ));
     }
     if let Some(spike) = row.spike {
         note.push_str(&format!(

@@ -8,8 +8,6 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
-    pin::Pin,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -23,16 +21,13 @@ use zbus::{
     Connection, OwnedVariant, Variant,
     fdo::DBusProxy,
     message::{Flags, Header},
-    names::{OwnedUniqueName, UniqueName},
+    names::OwnedUniqueName,
 };
-use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
 
+pub use crate::authorize::{Authorizer, Polkit};
 use crate::{
     Collector,
-    dbus::{
-        BUS_NAME, HelperError, MAX_INTERVAL_MS, MAX_LIMIT, MIN_INTERVAL_MS, OBJECT_PATH,
-        POLKIT_ACTION,
-    },
+    dbus::{BUS_NAME, HelperError, MAX_INTERVAL_MS, MAX_LIMIT, MIN_INTERVAL_MS, OBJECT_PATH},
     history::History,
     smaps::{DetailCache, DetailError},
 };
@@ -41,68 +36,6 @@ fn unix_ms_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// How authorisation is decided; polkit in production, a fake in unit tests.
-pub trait Authorizer: Send + Sync {
-    fn check<'a>(
-        &'a self,
-        sender: &'a UniqueName<'_>,
-        header: &'a Header<'_>,
-        interactive: bool,
-    ) -> Pin<Box<dyn Future<Output = Result<(), HelperError>> + Send + 'a>>;
-}
-
-/// Asks polkitd about the caller (subject `system-bus-name` = the message's sender).
-pub struct Polkit {
-    authority: AuthorityProxy<'static>,
-}
-
-impl Polkit {
-    pub async fn new(conn: &Connection) -> zbus::Result<Polkit> {
-        Ok(Polkit {
-            authority: AuthorityProxy::new(conn).await?,
-        })
-    }
-}
-
-impl Authorizer for Polkit {
-    fn check<'a>(
-        &'a self,
-        sender: &'a UniqueName<'_>,
-        header: &'a Header<'_>,
-        interactive: bool,
-    ) -> Pin<Box<dyn Future<Output = Result<(), HelperError>> + Send + 'a>> {
-        Box::pin(async move {
-            let subject = Subject::new_for_message_header(header).map_err(|e| {
-                HelperError::NotAuthorized(format!("cannot identify the caller {sender}: {e}"))
-            })?;
-            let flags = if interactive {
-                CheckAuthorizationFlags::ALLOW_USER_INTERACTION
-            } else {
-                CheckAuthorizationFlags::empty()
-            };
-            let result = self
-                .authority
-                .check_authorization(&subject, POLKIT_ACTION, &HashMap::new(), flags, "")
-                .await
-                .map_err(|e| {
-                    HelperError::NotAuthorized(format!("polkit could not be asked: {e}"))
-                })?;
-            if result.is_authorized {
-                Ok(())
-            } else if result.is_challenge {
-                Err(HelperError::AuthenticationRequired(format!(
-                    "reading process memory data ({POLKIT_ACTION}) needs authentication; allow \
-                     interactive authorisation and run a polkit agent"
-                )))
-            } else {
-                Err(HelperError::NotAuthorized(format!(
-                    "polkit denies {POLKIT_ACTION} (reading process memory data) to this caller"
-                )))
-            }
-        })
-    }
 }
 
 /// What the collector thread publishes.
@@ -117,12 +50,25 @@ struct Published {
 /// Views kept per snapshot (distinct queries in one tick).
 const MAX_CACHED_VIEWS: usize = 16;
 
+/// One process watched through `kmem:rss_stat` at a time: the last client to ask wins, and
+/// the watch ends when that client leaves the bus.
+#[derive(Default)]
+struct HighRes {
+    wanted: Option<(OwnedUniqueName, (u32, u64))>,
+    changed: bool,
+    /// What the collector applied, and its error if it could not.
+    applied: Option<(u32, u64)>,
+    error: Option<String>,
+}
+
 /// State shared by the interface, the collector thread and the lifecycle tasks.
 struct Shared {
     published: RwLock<Published>,
     history: Mutex<History>,
     /// On-demand smaps_rollup readings, rate-limited per process.
     details: Mutex<DetailCache>,
+    /// High-resolution mode, asked for by a client and applied by the collector thread.
+    high_res: Mutex<HighRes>,
     /// Authorised unique names → the interval each asked for (None = default).
     clients: Mutex<HashMap<OwnedUniqueName, Option<u32>>>,
     interval_ms: AtomicU32,
@@ -142,6 +88,7 @@ impl Shared {
             }),
             history: Mutex::new(History::new()),
             details: Mutex::new(DetailCache::new()),
+            high_res: Mutex::new(HighRes::default()),
             clients: Mutex::new(HashMap::new()),
             interval_ms: AtomicU32::new(default_interval_ms),
             default_interval_ms,
@@ -247,6 +194,15 @@ impl Helper {
         );
         put("bpf_drops", Variant::from(bpf_drops));
         put("history_processes", Variant::from(history));
+        let (high_res_pid, high_res_error) = {
+            let h = lock(&self.shared.high_res);
+            (h.applied.map_or(0, |(pid, _)| pid), h.error.clone())
+        };
+        put("high_res_pid", Variant::from(high_res_pid));
+        put(
+            "high_res_error",
+            Variant::from(high_res_error.unwrap_or_default()),
+        );
         Ok(info)
     }
 
@@ -360,6 +316,48 @@ impl Helper {
         })?;
         serde_json::to_string(&detail)
             .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
+    }
+
+    async fn set_high_resolution(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        pid: u32,
+        start_time: u64,
+        enable: bool,
+    ) -> Result<(), HelperError> {
+        let name = self.authorize(&header).await?;
+        let (mode, reason) = self
+            .shared
+            .mode
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if mode != Mode::Full {
+            return Err(HelperError::Unavailable(format!(
+                "high resolution needs eBPF (Full mode): {}",
+                reason.unwrap_or_default()
+            )));
+        }
+        let same = procfs::process::Process::new(pid as i32)
+            .and_then(|p| p.stat())
+            .is_ok_and(|stat| stat.starttime == start_time);
+        if enable && !same {
+            return Err(HelperError::InvalidArgument(format!(
+                "no process {pid} with start time {start_time}"
+            )));
+        }
+        let mut h = lock(&self.shared.high_res);
+        if enable {
+            h.wanted = Some((name, (pid, start_time)));
+        } else if h
+            .wanted
+            .as_ref()
+            .is_some_and(|(_, key)| *key == (pid, start_time))
+        {
+            h.wanted = None;
+        }
+        h.changed = true;
+        Ok(())
     }
 
     async fn set_interval(
@@ -484,6 +482,14 @@ fn spawn_collector(
         .spawn(move || {
             while !shared.stop.load(Ordering::SeqCst) {
                 let tick = Instant::now();
+                {
+                    let mut h = lock(&shared.high_res);
+                    if std::mem::take(&mut h.changed) {
+                        let target = h.wanted.as_ref().map(|(_, key)| *key);
+                        h.error = collector.watch_rss(target).err();
+                    }
+                    h.applied = collector.rss_target();
+                }
                 match collector.collect() {
                     Ok(snapshot) => {
                         lock(&shared.history).record(&snapshot);
@@ -558,11 +564,16 @@ async fn forget_departed_clients(conn: &Connection, shared: Arc<Shared>) {
         let zbus::names::BusName::Unique(name) = args.name() else {
             continue;
         };
-        let mut clients = lock(&shared.clients);
-        if clients
-            .remove(&OwnedUniqueName::from(name.to_owned()))
-            .is_some()
+        let name = OwnedUniqueName::from(name.to_owned());
         {
+            let mut h = lock(&shared.high_res);
+            if h.wanted.as_ref().is_some_and(|(owner, _)| *owner == name) {
+                h.wanted = None;
+                h.changed = true;
+            }
+        }
+        let mut clients = lock(&shared.clients);
+        if clients.remove(&name).is_some() {
             shared.recompute_interval(&clients);
         }
     }

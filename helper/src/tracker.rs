@@ -8,12 +8,12 @@ use std::{collections::HashSet, fs};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
-    programs::TracePoint,
+    maps::{Array as BpfArray, HashMap as BpfHashMap, MapData, PerCpuArray},
+    programs::{TracePoint, trace_point::TracePointLinkId},
 };
 use memmon_common::{
     GLOBAL_EXIT_GROUP_DEAD_OFFSET, GLOBAL_PAGE_SIZE, GLOBAL_PIDNS_DEV, GLOBAL_PIDNS_INO, MAP_DROPS,
-    MAP_OOM_VICTIMS, MAP_PROCS, OomVictim, ProcRecord,
+    MAP_OOM_VICTIMS, MAP_PROCS, MAP_RSS_WATCH, OomVictim, ProcRecord, RssWatch,
 };
 
 /// The object built by build.rs (empty when bpf-linker was missing at build time).
@@ -75,12 +75,16 @@ pub fn attach_empty_baseline() -> Result<Ebpf, TrackerError> {
 
 pub struct Tracker {
     // Keeps programs and links alive; dropping it detaches them.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     procs: BpfHashMap<MapData, u32, ProcRecord>,
     drops: PerCpuArray<MapData, u64>,
     /// OOM victims named by `oom:mark_victim`; `None` when that program is not attached (the
     /// collector then falls back to the `oom_kill` counter).
     oom: Option<BpfHashMap<MapData, u32, OomVictim>>,
+    /// High-resolution RSS of one process (`kmem:rss_stat`), or why it is not available.
+    rss_watch: Result<BpfArray<MapData, RssWatch>, String>,
+    /// Attached only while a process is watched: the program runs on every RSS change.
+    rss_link: Option<TracePointLinkId>,
 }
 
 impl Tracker {
@@ -116,12 +120,75 @@ impl Tracker {
                 None
             }
         };
+        let rss_watch = load_rss_watch(&mut ebpf);
         Ok(Tracker {
-            _ebpf: ebpf,
+            ebpf,
             procs,
             drops,
             oom,
+            rss_watch,
+            rss_link: None,
         })
+    }
+
+    /// Watches every RSS change of one process (`Some((tgid, counters))`, the counters seeded
+    /// from /proc in bytes: file, anon, swap entries, shmem), or stops (`None`). The program is
+    /// attached only while a process is watched.
+    pub fn watch_rss(&mut self, target: Option<(u32, [i64; 4])>) -> Result<(), String> {
+        let map = self.rss_watch.as_mut().map_err(|why| why.clone())?;
+        let value = target.map_or_else(RssWatch::default, |(tgid, members)| {
+            let rss = members[0] + members[1] + members[3];
+            RssWatch {
+                tgid,
+                members,
+                rss,
+                max_rss: rss,
+                ..RssWatch::default()
+            }
+        });
+        map.set(0, value, 0)
+            .map_err(|e| format!("cannot set the watched process: {e}"))?;
+        let tp: &mut TracePoint = self
+            .ebpf
+            .program_mut("memmon_rss_stat")
+            .ok_or("the object lacks memmon_rss_stat")?
+            .try_into()
+            .map_err(|e| format!("{e}"))?;
+        match (target, self.rss_link.take()) {
+            (Some(_), Some(link)) => self.rss_link = Some(link),
+            (Some(_), None) => {
+                self.rss_link = Some(
+                    tp.attach("kmem", "rss_stat")
+                        .map_err(|e| format!("cannot attach kmem:rss_stat: {e}"))?,
+                );
+            }
+            (None, Some(link)) => tp
+                .detach(link)
+                .map_err(|e| format!("cannot detach kmem:rss_stat: {e}"))?,
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// What the kernel saw of the watched process since the last call (`None` when none is
+    /// watched); restarts the peak from the current RSS.
+    pub fn take_rss_watch(&mut self) -> Option<RssWatch> {
+        let map = self.rss_watch.as_mut().ok()?;
+        let seen = map.get(&0, 0).ok().filter(|w| w.tgid != 0)?;
+        let _ = map.set(
+            0,
+            RssWatch {
+                max_rss: seen.rss,
+                ..seen
+            },
+            0,
+        );
+        Some(seen)
+    }
+
+    /// Whether high-resolution mode can be used, or why not.
+    pub fn rss_watch_available(&self) -> Result<(), String> {
+        self.rss_watch.as_ref().map(drop).map_err(Clone::clone)
     }
 
     /// Whether the kernel names OOM victims to us (`oom:mark_victim` attached).
@@ -235,6 +302,27 @@ fn attach_oom(
         .and_then(|()| tp.attach("oom", "mark_victim").map(drop))
         .map_err(|e| format!("cannot attach oom:mark_victim: {e}"))?;
     take_map(ebpf, MAP_OOM_VICTIMS).map_err(|e| e.to_string())
+}
+
+/// The `kmem:rss_stat` fields the program reads, at the offsets it reads them.
+const RSS_STAT_FIELDS: [(&str, u64); 3] = [("curr", 12), ("member", 16), ("size", 24)];
+
+/// Loads (without attaching) the high-resolution RSS program if this kernel's layout matches.
+fn load_rss_watch(ebpf: &mut Ebpf) -> Result<BpfArray<MapData, RssWatch>, String> {
+    let format = tracefs_format("kmem/rss_stat").ok_or("this kernel has no kmem:rss_stat")?;
+    for (field, offset) in RSS_STAT_FIELDS {
+        if parse_field_offset(&format, field) != Some(offset) {
+            return Err(format!("kmem:rss_stat has no {field} at offset {offset}"));
+        }
+    }
+    let tp: &mut TracePoint = ebpf
+        .program_mut("memmon_rss_stat")
+        .ok_or("the object lacks memmon_rss_stat")?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    tp.load()
+        .map_err(|e| format!("the kernel refused the kmem:rss_stat program: {e}"))?;
+    take_map(ebpf, MAP_RSS_WATCH).map_err(|e| e.to_string())
 }
 
 fn tracefs_format(event: &str) -> Option<String> {

@@ -68,6 +68,8 @@ struct Previous {
     hwm_kb: u64,
     net: Option<i64>,
     peak_net: Option<i64>,
+    /// The exact peak since the previous sample (high-resolution mode only).
+    traced_peak_kb: Option<u64>,
 }
 
 struct Track {
@@ -108,6 +110,7 @@ impl Trends {
                 hwm_kb,
                 net,
                 peak_net,
+                traced_peak_kb: row.high_res.map(|h| h.peak_rss_kb),
             };
             let track = match self.tracks.entry((row.pid, row.start_time)) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -303,6 +306,13 @@ fn spike(prev: &Previous, now: &Previous) -> Option<Spike> {
             SpikeKind::Rss,
         )
     });
+    let traced = now.traced_peak_kb.map(|peak| {
+        (
+            peak * 1024,
+            prev.rss_kb.max(now.rss_kb) * 1024,
+            SpikeKind::RssTraced,
+        )
+    });
     let net = match (prev.peak_net, now.peak_net, prev.net, now.net) {
         (Some(p0), Some(p1), Some(n0), Some(n1)) if p1 > p0 => Some((
             p1.max(0) as u64,
@@ -311,7 +321,7 @@ fn spike(prev: &Previous, now: &Previous) -> Option<Spike> {
         )),
         _ => None,
     };
-    [rss, net]
+    [traced, rss, net]
         .into_iter()
         .flatten()
         .filter(|&(peak, neighbour, _)| peak >= neighbour + SPIKE_MIN_BYTES)

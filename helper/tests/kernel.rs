@@ -11,7 +11,7 @@ use std::{
 };
 
 use memmon_common::{
-    diagnostics::OomSource,
+    diagnostics::{OomSource, SpikeKind},
     snapshot::{AllocStats, Mode, ProcessRow},
 };
 use memmon_helper::Collector;
@@ -449,4 +449,68 @@ fn an_oom_kill_in_a_memory_limited_cgroup_is_listed_with_its_victim() {
     assert_eq!(kill.source, OomSource::Counter);
     assert_eq!(kill.name, "memmon-workload");
     assert!(kill.last_rss_kb.is_some(), "{kill:?}");
+}
+
+#[test]
+fn high_resolution_mode_sees_a_spike_below_an_earlier_peak_with_its_size() {
+    if !can_run() {
+        return;
+    }
+    // Its own collector: another test's tick must not take this process's peak.
+    let mut c = Collector::with_ebpf();
+    assert_eq!(c.mode(), Mode::Full, "{:?}", c.mode_reason());
+    let mut spiker = Command::new(WORKLOAD)
+        .args(["pattern", "spike", "--mib", "200", "--hold-ms", "100"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn spiker");
+    let pid = spiker.id();
+    let mut stdin = spiker.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(spiker.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    let mut expect = |want: &str| {
+        line.clear();
+        stdout.read_line(&mut line).expect("read spiker");
+        assert_eq!(line.trim(), want);
+    };
+    expect("ready");
+    let start_time = row(&mut c, pid).expect("spiker listed").start_time;
+    let err = c
+        .watch_rss(Some((pid, start_time + 1)))
+        .expect_err("a stale start time is refused");
+    assert!(err.contains("no process"), "{err}");
+    c.watch_rss(Some((pid, start_time))).expect("watch");
+    assert_eq!(c.rss_target(), Some((pid, start_time)));
+    c.collect().expect("collect");
+    let mut spikes = Vec::new();
+    for _ in 0..2 {
+        stdin.write_all(b"go\n").expect("go");
+        stdin.flush().expect("flush");
+        expect("done");
+        let r = row(&mut c, pid).expect("spiker listed");
+        let high_res = r
+            .high_res
+            .expect("the watched row has high-resolution data");
+        assert!(
+            high_res.changes >= 200 * 256,
+            "every page of 200 MiB changes RSS: {high_res:?}"
+        );
+        spikes.push(r.spike);
+    }
+    // The second spike does not raise VmHWM above the first: only the traced peak shows it.
+    let second = spikes[1].expect("the second spike is seen");
+    assert_eq!(second.kind, SpikeKind::RssTraced);
+    let mib = second.size_bytes as f64 / 1048576.0;
+    assert!(
+        (180.0..=220.0).contains(&mib),
+        "{mib:.1} MiB, want 200 ± 10 %"
+    );
+    assert!(spikes[0].is_some(), "the first spike is seen too");
+    c.watch_rss(None).expect("stop");
+    assert_eq!(c.rss_target(), None);
+    let r = row(&mut c, pid).expect("listed");
+    assert_eq!(r.high_res, None, "not watched any more");
+    drop(stdin);
+    let _ = spiker.wait();
 }

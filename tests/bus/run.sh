@@ -224,6 +224,28 @@ out=$(as memmon-t1 /usr/bin/memmon-helper detail "$wl_pid" 2>&1); rc=$?
 check "... which the user cannot read directly (exit 1, with the reason)" \
   test "$rc" = 1 -a -n "$(grep -i 'smaps_rollup' <<<"$out")"
 
+# --- high resolution (kmem:rss_stat) for one process while its client stays ---------------
+info_u32() { call "$1" GetInfo | grep -A1 "\"$2\"" | sed -n 's/.*uint32 \([0-9]*\).*/\1/p'; }
+(exec setpriv --reuid memmon-t1 --regid "$(id -g memmon-t1)" --init-groups -- \
+  /usr/bin/memmon-helper snapshot --bus --json --top 1000 --high-res "$wl_pid" --watch 0.4 \
+  > "$tmp/hires.out" 2>&1) & hires=$!
+check "high resolution follows the client that asked (GetInfo high_res_pid)" \
+  wait_for "[ \"\$(info_u32 memmon-t1 high_res_pid)\" = $wl_pid ]" 150
+sleep 1
+kill -TERM $hires; wait $hires
+check "... its rows carry high-resolution data for that process" python3 - "$wl_pid" "$tmp/hires.out" <<'PY'
+import json, sys
+pid, lines = int(sys.argv[1]), open(sys.argv[2]).read().splitlines()
+rows = [r for l in lines for r in json.loads(l)["processes"] if r["pid"] == pid]
+assert any(r.get("high_res") for r in rows), rows[-1:]
+PY
+check "... and it ends when that client leaves the bus" \
+  wait_for "[ \"\$(info_u32 memmon-t1 high_res_pid)\" = 0 ]" 150
+out=$(call memmon-t2 SetHighResolution "uint32:$wl_pid" "uint64:$start" boolean:true)
+check "... denied to a non-member" grep -q 'NotAuthorized' <<<"$out"
+out=$(call memmon-t1 SetHighResolution "uint32:$wl_pid" "uint64:$((start + 1))" boolean:true)
+check "... InvalidArgument for a stale start time" grep -q 'InvalidArgument' <<<"$out"
+
 # --- bad arguments -----------------------------------------------------------------------------
 for args in "GetSnapshot string:bogus boolean:true uint32:10" "GetSnapshot string:rss boolean:true uint32:0" \
             "GetSnapshot string:rss boolean:true uint32:1001" "GetHistory uint32:0 uint64:0" \
