@@ -117,7 +117,13 @@ impl Trends {
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(Track {
                     name: row.name.clone(),
                     slots: VecDeque::new(),
-                    acc: Accumulator::default(),
+                    // Stagger slot boundaries by PID: processes first seen on the same tick
+                    // (all of them, when the collector starts) must not all close a slot on
+                    // the same later tick.
+                    acc: Accumulator {
+                        start_ms: now_ms.saturating_sub(stagger(row.pid)),
+                        ..Accumulator::default()
+                    },
                     run_start_ms: now_ms as f64,
                     growth: None,
                     prev: now,
@@ -166,7 +172,7 @@ impl Trends {
 impl Track {
     fn add(&mut self, now_ms: u64, rss_kb: u64, net: Option<i64>) {
         let acc = &mut self.acc;
-        if acc.n == 0 {
+        if acc.n == 0 && acc.start_ms == 0 {
             acc.start_ms = now_ms;
         }
         acc.n += 1;
@@ -234,6 +240,11 @@ impl Track {
             sustained,
         }
     }
+}
+
+/// A PID-dependent share of a slot (Knuth's multiplicative hash), to spread slot closings.
+fn stagger(pid: u32) -> u64 {
+    u64::from(pid.wrapping_mul(2_654_435_761)) % SLOT_MS
 }
 
 /// The Theil–Sen slope, in bytes per minute, of the slots in the last `window_ms`, or `None` if
