@@ -3,6 +3,8 @@
 #   frame    UI build + tessellation time per frame, 100 rows and 10,000 rows (bench_frame)
 #   startup  process start → first frame showing data (MEMMON_TRACE_STARTUP=1), 5 runs
 #   cpu/rss  the app left running for SECS (default 60) at its default 1 s refresh
+#   idle     CPU with no new data: `--source helper` with no helper on the bus, so every tick is
+#            the same empty view (nothing is sent to the UI, nothing repaints)
 # Usage: scripts/bench-app.sh [SECS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +27,13 @@ sleep "$secs"
 c1=$(awk '{print $14 + $15}' /proc/$app/stat)
 rss=$(awk '/VmRSS/ {print $2}' /proc/$app/status)
 echo "app: seconds=$secs cpu_percent=$(python3 -c "print(round(100*($c1-$c0)/$(getconf CLK_TCK)/$secs,2))") rss_kb=$rss"
+kill $app; wait $app 2>/dev/null || true
+DISPLAY=$display HOME=$home DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent \
+  target/release/memmon --source helper >/dev/null 2>&1 & app=$!
+sleep 5
+c0=$(awk '{print $14 + $15}' /proc/$app/stat)
+sleep 30
+c1=$(awk '{print $14 + $15}' /proc/$app/stat)
+echo "app idle (no new data): seconds=30 cpu_percent=$(python3 -c "print(round(100*($c1-$c0)/$(getconf CLK_TCK)/30,2))")"
 kill $app; wait $app 2>/dev/null || true
 rm -rf "$home"

@@ -236,6 +236,13 @@ impl MemmonApp {
                             self.pinned.push((row.pid, row.start_time));
                         }
                     }
+                    if std::env::var_os("MEMMON_TRACE_SOURCE").is_some() {
+                        // For tests: where each snapshot came from and when it was taken.
+                        eprintln!(
+                            "memmon: snapshot {} from {origin:?}",
+                            snapshot.taken_at_unix_ms
+                        );
+                    }
                     self.snapshot = Some(*snapshot);
                     self.origin = Some(origin);
                     self.problem = None;
@@ -262,8 +269,12 @@ impl MemmonApp {
                 }
                 Update::Detail(Err(e)) => self.detail_error = Some(e),
                 Update::History(series) => {
-                    self.histories
-                        .insert((series.pid, series.start_time), series);
+                    let key = (series.pid, series.start_time);
+                    let merged = match self.histories.remove(&key) {
+                        Some(old) => merge_history(old, series),
+                        None => series,
+                    };
+                    self.histories.insert(key, merged);
                 }
                 Update::Problem(p) => self.problem = Some(p),
             }
@@ -718,6 +729,28 @@ impl MemmonApp {
     }
 }
 
+/// A newer history of the same process, keeping what only the older one has: after the helper
+/// restarts, its history begins anew, and the plot must not lose what was already drawn.
+pub fn merge_history(old: HistorySeries, mut new: HistorySeries) -> HistorySeries {
+    let first_new = new.samples.first().map_or(u64::MAX, |s| s.unix_ms);
+    let mut samples: Vec<_> = old
+        .samples
+        .into_iter()
+        .filter(|s| s.unix_ms < first_new)
+        .collect();
+    samples.append(&mut new.samples);
+    new.samples = samples;
+    let first_spike = new.spikes.first().map_or(u64::MAX, |s| s.unix_ms);
+    let mut spikes: Vec<_> = old
+        .spikes
+        .into_iter()
+        .filter(|s| s.unix_ms < first_spike)
+        .collect();
+    spikes.append(&mut new.spikes);
+    new.spikes = spikes;
+    new
+}
+
 impl eframe::App for MemmonApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.drain_updates();
@@ -731,5 +764,38 @@ impl eframe::App for MemmonApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use memmon_common::series::HistorySample;
+
+    use super::*;
+
+    fn series(times: &[u64]) -> HistorySeries {
+        HistorySeries {
+            pid: 1,
+            start_time: 2,
+            samples: times
+                .iter()
+                .map(|&t| HistorySample {
+                    unix_ms: t,
+                    rss_kb: t,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_restarted_helpers_shorter_history_keeps_the_older_samples() {
+        let merged = merge_history(series(&[10, 20, 30]), series(&[25, 40]));
+        let times: Vec<u64> = merged.samples.iter().map(|s| s.unix_ms).collect();
+        assert_eq!(times, [10, 20, 25, 40]);
+        // A refresh of the same history changes nothing.
+        let same = merge_history(series(&[10, 20]), series(&[10, 20, 30]));
+        assert_eq!(same, series(&[10, 20, 30]));
     }
 }

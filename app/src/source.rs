@@ -122,6 +122,7 @@ pub fn spawn(
                 last_attempt: None,
                 embedded: None,
                 details: DetailCache::new(),
+                last_sent: None,
             };
             source.run(&runtime, &requests, &updates, &wake);
         })
@@ -143,6 +144,8 @@ struct Source {
     embedded: Option<Embedded>,
     /// Embedded mode's smaps_rollup readings (as this user: own processes only).
     details: DetailCache,
+    /// What the UI was last sent: an identical tick is not sent again (no repaint, no CPU).
+    last_sent: Option<(Origin, Snapshot)>,
 }
 
 impl Source {
@@ -156,10 +159,12 @@ impl Source {
         loop {
             let tick = Instant::now();
             let update = self.tick(rt);
-            if updates.send(update).is_err() {
-                return; // the UI has gone
+            if self.is_news(&update) {
+                if updates.send(update).is_err() {
+                    return; // the UI has gone
+                }
+                wake();
             }
-            wake();
             // Requests wake us early: a new sort order is fetched at once.
             loop {
                 let left = self.interval.saturating_sub(tick.elapsed());
@@ -167,6 +172,7 @@ impl Source {
                     Ok(Request::View { key, descending }) => {
                         self.key = key;
                         self.descending = descending;
+                        self.last_sent = None; // a new view is always news
                         break;
                     }
                     Ok(Request::Interval(interval)) => {
@@ -190,6 +196,28 @@ impl Source {
                 }
             }
         }
+    }
+
+    /// False for a snapshot whose data equals the last one sent (only its time differs).
+    fn is_news(&mut self, update: &Update) -> bool {
+        let Update::Snapshot { snapshot, origin } = update else {
+            return true;
+        };
+        let same = self.last_sent.as_ref().is_some_and(|(o, s)| {
+            o == origin
+                && s.mode == snapshot.mode
+                && s.mode_reason == snapshot.mode_reason
+                && s.system == snapshot.system
+                && s.process_count == snapshot.process_count
+                && s.bpf_drops == snapshot.bpf_drops
+                && s.pressure == snapshot.pressure
+                && s.oom_kills == snapshot.oom_kills
+                && s.processes == snapshot.processes
+        });
+        if !same {
+            self.last_sent = Some((origin.clone(), (**snapshot).clone()));
+        }
+        !same
     }
 
     fn tick(&mut self, rt: &tokio::runtime::Runtime) -> Update {
