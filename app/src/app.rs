@@ -302,6 +302,14 @@ impl MemmonApp {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        if std::env::var_os("MEMMON_TRACE_REPAINT").is_some() {
+            // Why this frame was drawn (egui records the callers that asked for it).
+            eprintln!(
+                "memmon: frame {} causes {:?}",
+                ui.ctx().cumulative_frame_nr(),
+                ui.ctx().repaint_causes()
+            );
+        }
         self.keyboard_ui(ui.ctx());
         egui::Panel::top("status").show(ui, |ui| self.status_ui(ui));
         if let Some(text) = self.banner_text() {

@@ -54,8 +54,10 @@ fn main() -> anyhow::Result<()> {
             let (request_tx, request_rx) = mpsc::channel();
             let (update_tx, update_rx) = mpsc::channel();
             let ctx = cc.egui_ctx.clone();
+            // A zero-delay request makes egui paint twice ("to let things settle"); new data
+            // needs one frame, so ask with a 1 ms delay: one frame per update.
             source::spawn(cli.source, request_rx, update_tx, move || {
-                ctx.request_repaint()
+                ctx.request_repaint_after(std::time::Duration::from_millis(1))
             })
             .context("starting the data source thread")?;
             let mut app = MemmonApp::new(settings, update_rx, request_tx);
