@@ -389,7 +389,7 @@ impl Drop for MemCgroup {
 /// Runs a hog in a 64 MiB cgroup until the OOM killer ends it; returns its PID.
 fn provoke_oom_kill(c: &mut Collector, cgroup: &MemCgroup) -> u32 {
     let mut hog = Command::new(WORKLOAD)
-        .args(["pattern", "hog", "--mib", "512"])
+        .args(["pattern", "hog", "--mib", "512", "--step-ms", "10"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -404,7 +404,14 @@ fn provoke_oom_kill(c: &mut Collector, cgroup: &MemCgroup) -> u32 {
     let mut stdin = hog.stdin.take().expect("stdin");
     stdin.write_all(b"go\n").expect("go");
     stdin.flush().expect("flush");
-    let status = hog.wait().expect("wait");
+    // Sample it while it grows (about 0.7 s to the limit), so its last RSS is its large one.
+    let status = loop {
+        if let Some(status) = hog.try_wait().expect("wait") {
+            break status;
+        }
+        c.collect().expect("collect");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     use std::os::unix::process::ExitStatusExt as _;
     assert_eq!(
         status.signal(),
@@ -448,7 +455,10 @@ fn an_oom_kill_in_a_memory_limited_cgroup_is_listed_with_its_victim() {
         .unwrap_or_else(|| panic!("victim {pid} not inferred: {:?}", snap.oom_kills));
     assert_eq!(kill.source, OomSource::Counter);
     assert_eq!(kill.name, "memmon-workload");
-    assert!(kill.last_rss_kb.is_some(), "{kill:?}");
+    assert!(
+        kill.last_rss_kb.is_some_and(|kb| kb > 16 * 1024),
+        "its last sample shows it grown: {kill:?}"
+    );
 }
 
 #[test]

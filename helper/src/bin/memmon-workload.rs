@@ -70,6 +70,9 @@ struct PatternArgs {
     period_ms: u64,
     #[arg(long, default_value_t = 300)]
     hold_ms: u64,
+    /// Hog: pause between 1 MiB chunks (so a sampler sees it grow).
+    #[arg(long, default_value_t = 0)]
+    step_ms: u64,
     #[arg(long, default_value_t = 600.0)]
     seconds: f64,
 }
@@ -223,6 +226,7 @@ fn pattern(args: &PatternArgs) -> anyhow::Result<()> {
                     let mut chunks = Vec::new();
                     for _ in 0..args.mib {
                         chunks.push(Touched::new(MIB)?);
+                        std::thread::sleep(Duration::from_millis(args.step_ms));
                     }
                     black_box(&chunks);
                 }
