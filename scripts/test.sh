@@ -19,4 +19,6 @@ bash tests/packaging/run.sh 2>&1 | tee -a "$log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^(test result:|bus tests:|packaging tests:)/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
+# A step that failed before running its tests (a build error) has no counts of its own.
+[ "$status" = 0 ] || echo "FAILED: a step exited with status $status (see above)"
 exit "$status"

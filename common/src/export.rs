@@ -213,6 +213,7 @@ mod tests {
                     sustained: true,
                 }),
                 spike: None,
+                high_res: None,
             },
             ProcessRow {
                 pid: 2,
