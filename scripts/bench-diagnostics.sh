@@ -1,16 +1,4 @@
 #!/usr/bin/env bash
-# Diagnostics cost per collector tick at about 300, 1,000 and 3,000 processes (extra `sleep`
-# processes are started to reach each count and killed afterwards).
+# Diagnostics cost per collector tick at about 300, 1,000 and 3,000 processes.
 # Usage: scripts/bench-diagnostics.sh [TICKS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ticks=${1:-41}
-cargo build --release -q -p memmon-helper --examples
-sleepers=()
-cleanup() { [ ${#sleepers[@]} -eq 0 ] || kill "${sleepers[@]}" 2>/dev/null || true; }
-trap cleanup EXIT
-for target in 300 1000 3000; do
-  now=$(ls -d /proc/[0-9]* | wc -l)
-  for _ in $(seq $((target - now))); do sleep 600 & sleepers+=($!); done
-  target/release/examples/bench_diagnostics "$ticks"
-done
+exec bash "$(dirname "$0")/at-process-counts.sh" bench_diagnostics "${1:-41}"

@@ -1,16 +1,4 @@
 #!/usr/bin/env bash
-# /proc scan benchmark at about 300, 1,000 and 3,000 processes (extra `sleep` processes are
-# started to reach each count and killed afterwards). Prints one line per size.
+# /proc scan benchmark at about 300, 1,000 and 3,000 processes. Prints one line per size.
 # Usage: scripts/bench-scan.sh [ROUNDS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-rounds=${1:-21}
-cargo build --release -q -p memmon-helper --examples
-sleepers=()
-cleanup() { [ ${#sleepers[@]} -eq 0 ] || kill "${sleepers[@]}" 2>/dev/null || true; }
-trap cleanup EXIT
-for target in 300 1000 3000; do
-  now=$(ls -d /proc/[0-9]* | wc -l)
-  for _ in $(seq $((target - now))); do sleep 600 & sleepers+=($!); done
-  target/release/examples/bench_scan "$rounds"
-done
+exec bash "$(dirname "$0")/at-process-counts.sh" bench_scan "${1:-21}"

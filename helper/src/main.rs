@@ -168,11 +168,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         interval_ms: args.interval_ms,
         use_ebpf: !args.no_ebpf,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let exit = runtime.block_on(service::serve(options))?;
+    let exit = runtime()?.block_on(service::serve(options))?;
     log::info!("exiting: {exit:?}");
     Ok(())
 }
@@ -195,17 +191,9 @@ impl Source {
                     args.top
                 );
             }
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let runtime = runtime()?;
             let proxy = runtime.block_on(async {
-                let conn = zbus::Connection::system()
-                    .await
-                    .context("connecting to the system bus")?;
-                let proxy = Helper1Proxy::new(&conn)
-                    .await
-                    .context("creating the Helper1 proxy")?;
+                let proxy = helper_proxy().await?;
                 if let Some(ms) = args.interval_ms {
                     proxy.set_interval(ms).await.map_err(describe_bus_error)?;
                 }
@@ -259,6 +247,23 @@ impl Source {
 }
 
 /// Turns a D-Bus error into the sentence a user needs.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// A proxy for the helper on the system bus (activated by the first call).
+async fn helper_proxy() -> anyhow::Result<Helper1Proxy<'static>> {
+    let conn = zbus::Connection::system()
+        .await
+        .context("connecting to the system bus")?;
+    Helper1Proxy::new(&conn)
+        .await
+        .context("creating the Helper1 proxy")
+}
+
 fn describe_bus_error(err: zbus::Error) -> anyhow::Error {
     match err {
         zbus::Error::MethodError(name, Some(message), _) => anyhow::anyhow!("{name}: {message}"),
@@ -436,18 +441,9 @@ fn detail(args: &DetailArgs) -> anyhow::Result<()> {
         .and_then(|p| p.stat())
         .with_context(|| format!("no process {}", args.pid))?;
     let detail = if args.bus {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        let json = runtime.block_on(async {
-            let conn = zbus::Connection::system()
-                .await
-                .context("connecting to the system bus")?;
-            let proxy = Helper1Proxy::new(&conn)
-                .await
-                .context("creating the Helper1 proxy")?;
-            proxy
+        let json = runtime()?.block_on(async {
+            helper_proxy()
+                .await?
                 .get_memory_detail(args.pid, stat.starttime)
                 .await
                 .map_err(describe_bus_error)
