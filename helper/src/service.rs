@@ -151,6 +151,11 @@ impl Helper {
     }
 }
 
+/// A reply payload as the JSON document clients read.
+fn encode(value: &impl serde::Serialize) -> Result<String, HelperError> {
+    serde_json::to_string(value).map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -247,9 +252,7 @@ impl Helper {
             oom_kills: latest.oom_kills.clone(),
             processes: top_by(&latest.processes, key, descending, limit as usize),
         };
-        let json: Arc<str> = serde_json::to_string(&view)
-            .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))?
-            .into();
+        let json: Arc<str> = encode(&view)?.into();
         let mut published = self
             .shared
             .published
@@ -279,8 +282,7 @@ impl Helper {
                  exited more than 10 minutes ago, or the PID now belongs to another process"
             ))
         })?;
-        serde_json::to_string(&series)
-            .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
+        encode(&series)
     }
 
     #[zbus(out_args("samples_json"))]
@@ -291,8 +293,7 @@ impl Helper {
     ) -> Result<String, HelperError> {
         self.authorize(&header).await?;
         let samples = lock(&self.shared.history).system_since(since_unix_ms);
-        serde_json::to_string(&samples)
-            .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
+        encode(&samples)
     }
 
     #[zbus(out_args("detail_json"))]
@@ -314,8 +315,7 @@ impl Helper {
             e @ DetailError::NoSuchProcess { .. } => HelperError::InvalidArgument(e.to_string()),
             e => HelperError::Unavailable(e.to_string()),
         })?;
-        serde_json::to_string(&detail)
-            .map_err(|e| HelperError::Unavailable(format!("encoding: {e}")))
+        encode(&detail)
     }
 
     async fn set_high_resolution(

@@ -148,12 +148,7 @@ impl Tracker {
         });
         map.set(0, value, 0)
             .map_err(|e| format!("cannot set the watched process: {e}"))?;
-        let tp: &mut TracePoint = self
-            .ebpf
-            .program_mut("memmon_rss_stat")
-            .ok_or("the object lacks memmon_rss_stat")?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
+        let tp = tracepoint(&mut self.ebpf, "memmon_rss_stat")?;
         match (target, self.rss_link.take()) {
             (Some(_), Some(link)) => self.rss_link = Some(link),
             (Some(_), None) => {
@@ -287,17 +282,13 @@ fn attach_oom(
         // The tracepoint reports the victim's PID in the initial namespace.
         return Err("the helper runs in a child PID namespace".into());
     }
-    let format = tracefs_format("oom/mark_victim").ok_or("no oom:mark_victim tracepoint")?;
-    for (field, offset) in OOM_FIELDS {
-        if parse_field_offset(&format, field) != Some(offset) {
-            return Err(format!("oom:mark_victim has no {field} at offset {offset}"));
-        }
-    }
-    let tp: &mut TracePoint = ebpf
-        .program_mut("memmon_oom_mark_victim")
-        .ok_or("the object lacks memmon_oom_mark_victim")?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
+    let tp = checked_tracepoint(
+        ebpf,
+        "memmon_oom_mark_victim",
+        "oom",
+        "mark_victim",
+        &OOM_FIELDS,
+    )?;
     tp.load()
         .and_then(|()| tp.attach("oom", "mark_victim").map(drop))
         .map_err(|e| format!("cannot attach oom:mark_victim: {e}"))?;
@@ -309,20 +300,44 @@ const RSS_STAT_FIELDS: [(&str, u64); 3] = [("curr", 12), ("member", 16), ("size"
 
 /// Loads (without attaching) the high-resolution RSS program if this kernel's layout matches.
 fn load_rss_watch(ebpf: &mut Ebpf) -> Result<BpfArray<MapData, RssWatch>, String> {
-    let format = tracefs_format("kmem/rss_stat").ok_or("this kernel has no kmem:rss_stat")?;
-    for (field, offset) in RSS_STAT_FIELDS {
-        if parse_field_offset(&format, field) != Some(offset) {
-            return Err(format!("kmem:rss_stat has no {field} at offset {offset}"));
-        }
-    }
-    let tp: &mut TracePoint = ebpf
-        .program_mut("memmon_rss_stat")
-        .ok_or("the object lacks memmon_rss_stat")?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
+    let tp = checked_tracepoint(
+        ebpf,
+        "memmon_rss_stat",
+        "kmem",
+        "rss_stat",
+        &RSS_STAT_FIELDS,
+    )?;
     tp.load()
         .map_err(|e| format!("the kernel refused the kmem:rss_stat program: {e}"))?;
     take_map(ebpf, MAP_RSS_WATCH).map_err(|e| e.to_string())
+}
+
+/// The tracepoint program `program`, once this kernel's `category:name` record is checked to
+/// have each of `fields` at the offset the program reads it from.
+fn checked_tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    program: &str,
+    category: &str,
+    name: &str,
+    fields: &[(&str, u64)],
+) -> Result<&'a mut TracePoint, String> {
+    let format = tracefs_format(&format!("{category}/{name}"))
+        .ok_or_else(|| format!("this kernel has no {category}:{name} tracepoint"))?;
+    for &(field, offset) in fields {
+        if parse_field_offset(&format, field) != Some(offset) {
+            return Err(format!(
+                "{category}:{name} has no {field} at offset {offset}"
+            ));
+        }
+    }
+    tracepoint(ebpf, program)
+}
+
+fn tracepoint<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut TracePoint, String> {
+    ebpf.program_mut(program)
+        .ok_or_else(|| format!("the eBPF object lacks {program}"))?
+        .try_into()
+        .map_err(|e| format!("{program}: {e}"))
 }
 
 fn tracefs_format(event: &str) -> Option<String> {
