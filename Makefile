@@ -2,6 +2,7 @@
 #   make                      build release binaries
 #   make install PREFIX=/usr  install (DESTDIR for staging); PROFILE=debug installs debug builds
 #   make uninstall PREFIX=/usr
+#   make flatpak-sources      target/flatpak/cargo-sources.json for flatpak-builder
 PREFIX ?= /usr/local
 DESTDIR ?=
 PROFILE ?= release
@@ -30,6 +31,15 @@ icons: target/icons/128/$(APP_ID).png target/icons/256/$(APP_ID).png
 target/icons/%/$(APP_ID).png: assets/$(APP_ID).svg
 	mkdir -p $(dir $@)
 	rsvg-convert -w $* -h $* $< -o $@
+
+# The Flatpak's offline crate sources, from Cargo.lock (not in the tree: they name the registry's
+# download host, which the generator reads from cargo's registry configuration). `cargo fetch`
+# makes sure that configuration is cached: offline when the crates already are, else online.
+FLATPAK_SOURCES = target/flatpak/cargo-sources.json
+.PHONY: flatpak-sources
+flatpak-sources:
+	$(CARGO) fetch --locked --offline >/dev/null 2>&1 || $(CARGO) fetch --locked
+	python3 packaging/flatpak/cargo-sources.py --output $(FLATPAK_SOURCES)
 
 install:
 	@test -x $(TARGET)/memmon-helper || { echo "run 'make' (or PROFILE=$(PROFILE) build) first"; exit 1; }

@@ -32,12 +32,16 @@ sys.exit(0 if b[:8] == b'\x89PNG\r\n\x1a\n' and (w, h) == ($size, $size) else 1)
 done
 # --- Flatpak (the app only; memmon-helper stays on the host). A real flatpak build needs the
 # runtimes from Flathub, which this machine cannot reach: what is checked here is the manifest as
-# flatpak-builder reads it, its sandbox policy, its vendored crates and its ids.
-fp=packaging/flatpak; manifest=$PWD/$fp/$app.yml
+# flatpak-builder reads it, its sandbox policy, its generated vendored crates and its ids.
+fp=packaging/flatpak; manifest=$PWD/$fp/$app.yml; sources=target/flatpak/cargo-sources.json
+check "make flatpak-sources generates $sources from Cargo.lock" make -s flatpak-sources
+check "... which is not in the tree (it names the registry's download host)" \
+  bash -c "! git ls-files --error-unmatch '$sources' '$fp/cargo-sources.json' 2>/dev/null"
 # flatpak-builder leaves a .flatpak-builder state directory in its cwd: run it in $tmp.
 show() { (cd "$tmp" && flatpak-builder --show-manifest "$1" > "$2"); }
-mkdir -p "$tmp/fp"; cp "$fp/cargo-sources.json" "$tmp/fp/"       # copies need the included file
-variant() { local out=$tmp/fp/$1.yml; shift; "$@" "$manifest" > "$out"; echo "$out"; }
+# Copies of the manifest keep the tree's layout: the sources file is included as ../../target/...
+mkdir -p "$tmp/fp/$fp" "$tmp/fp/target/flatpak"; cp "$sources" "$tmp/fp/target/flatpak/"
+variant() { local out=$tmp/fp/$fp/$1.yml; shift; "$@" "$manifest" > "$out"; echo "$out"; }
 with_arg() { sed "/^finish-args:/a\\  - $1" "$2"; }
 check "flatpak-builder --show-manifest accepts the manifest" show "$manifest" "$tmp/flatpak.json"
 refuse "flatpak-builder --show-manifest rejects a manifest that is not valid YAML" \
@@ -54,23 +58,45 @@ refuse "the finish-args policy rejects a manifest without --system-talk-name=io.
 refuse "the finish-args policy rejects a build with network access" python3 "$fp/check-finish-args.py" \
   "$(variant policy sed 's/^build-options:$/build-options:\n  build-args: [--share=network]/')"
 
-check "cargo-sources.json is current for Cargo.lock (cargo-sources.py --check)" python3 "$fp/cargo-sources.py" --check
+check "$sources is current for Cargo.lock (cargo-sources.py --check)" python3 "$fp/cargo-sources.py" --check
 sed '0,/^checksum = "[0-9a-f]*"/s//checksum = "0000000000000000000000000000000000000000000000000000000000000000"/' \
   Cargo.lock > "$tmp/Cargo.lock"
 refuse "... and says it is stale for a changed Cargo.lock" python3 "$fp/cargo-sources.py" --check --lock "$tmp/Cargo.lock"
 sed '0,/^source = "registry+[^"]*"/s//source = "git+https:\/\/example.invalid\/x.git#0123abc"/' Cargo.lock > "$tmp/Cargo.lock"
 refuse "cargo-sources.py refuses a git dependency" \
   python3 "$fp/cargo-sources.py" --lock "$tmp/Cargo.lock" --output "$tmp/sources.json"
+# The download address is the registry's `dl`, expanded as cargo does; no cache, no guess.
+refuse "cargo-sources.py fails (and writes nothing) without cargo's registry configuration" \
+  env CARGO_HOME="$tmp/no-cargo-home" python3 "$fp/cargo-sources.py" --output "$tmp/none.json"
+check "... and says how to get it" bash -c "CARGO_HOME='$tmp/no-cargo-home' python3 '$fp/cargo-sources.py' \
+  --output '$tmp/none.json' 2>&1 | grep -q 'cargo fetch' && test ! -e '$tmp/none.json'"
+dl_is() { # CONFIG_DL EXPECTED_URL_OF_libc: the libc entry's url from a registry config with that dl
+  mkdir -p "$tmp/cargo-home/registry/index/index.crates.io-0000000000000000"
+  printf '{"dl": "%s", "api": "https://api.example.invalid"}' "$1" \
+    > "$tmp/cargo-home/registry/index/index.crates.io-0000000000000000/config.json"
+  CARGO_HOME=$tmp/cargo-home python3 "$fp/cargo-sources.py" --output "$tmp/dl.json" >/dev/null || return 1
+  python3 -c '
+import json, re, sys
+lock = open("Cargo.lock").read()
+version = re.search(r"name = \"libc\"\nversion = \"([^\"]+)\"", lock).group(1)
+want = sys.argv[2].replace("VERSION", version)
+urls = [s["url"] for s in json.load(open(sys.argv[1])) if s.get("dest") == f"cargo/vendor/libc-{version}" and "url" in s]
+sys.exit(0 if urls == [want] else f"{urls} != {want}")' "$tmp/dl.json" "$2"; }
+check "the crate addresses come from the registry's dl (no markers: /{crate}/{version}/download)" \
+  dl_is "https://dl.example.invalid/api/v1/x" "https://dl.example.invalid/api/v1/x/libc/VERSION/download"
+check "... and its {prefix}, {crate}, {version} markers are expanded" \
+  dl_is "https://mirror.example.invalid/{prefix}/{crate}/{crate}-{version}.crate" \
+  "https://mirror.example.invalid/li/bc/libc/libc-VERSION.crate"
 # flatpak-builder only warns (exit 0) when an included sources file is missing: check it is in.
 vendored_all() { python3 -c '
 import json, sys
 module = [m for m in json.load(open(sys.argv[1]))["modules"] if m["name"] == "memmon"][0]
 vendored = json.load(open(sys.argv[2]))
-sys.exit(0 if all(s in module["sources"] for s in vendored) and len(vendored) > 400 else 1)' "$1" "$fp/cargo-sources.json"; }
-check "the manifest includes every vendored crate of cargo-sources.json" vendored_all "$tmp/flatpak.json"
-mkdir -p "$tmp/fp-alone"; cp "$manifest" "$tmp/fp-alone/"
-show "$tmp/fp-alone/$app.yml" "$tmp/alone.json" 2>/dev/null
-refuse "... which a manifest without cargo-sources.json beside it does not" vendored_all "$tmp/alone.json"
+sys.exit(0 if all(s in module["sources"] for s in vendored) and len(vendored) > 400 else 1)' "$1" "$sources"; }
+check "the manifest includes every vendored crate of $sources" vendored_all "$tmp/flatpak.json"
+mkdir -p "$tmp/fp-alone/$fp"; cp "$manifest" "$tmp/fp-alone/$fp/"
+show "$tmp/fp-alone/$fp/$app.yml" "$tmp/alone.json" 2>/dev/null
+refuse "... which a manifest without the generated file at ../../$sources does not" vendored_all "$tmp/alone.json"
 # the app id, the installed .desktop/metainfo/icon and what they say about each other agree
 ids_match() { python3 - "$1" <<'PY'
 import configparser, json, re, sys, xml.etree.ElementTree as ET
