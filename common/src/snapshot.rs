@@ -22,6 +22,14 @@ pub enum Mode {
     Embedded,
 }
 
+/// Milliseconds since the Unix epoch now (0 if the clock is before it): the time base of every
+/// `*_unix_ms` field.
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Mode {
     pub fn label(self) -> &'static str {
         match self {
@@ -266,11 +274,17 @@ impl FromStr for SortKey {
     type Err = UnknownSortKey;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // No key is longer than this: a longer (maybe megabytes long) string is not copied.
+        const LONGEST: usize = 16;
+        let quoted = || UnknownSortKey(s.chars().take(LONGEST * 2).collect());
+        if s.len() > LONGEST * 4 {
+            return Err(quoted());
+        }
         let lower = s.trim().to_ascii_lowercase();
         SortKey::ALL
             .into_iter()
             .find(|k| k.as_str() == lower)
-            .ok_or_else(|| UnknownSortKey(s.to_owned()))
+            .ok_or_else(quoted)
     }
 }
 

@@ -2,11 +2,14 @@
 //! the collector that merges them into snapshots. The GUI uses it without the `ebpf` feature for
 //! its embedded mode; the `memmon-helper` binary uses all of it.
 
+pub mod access;
 pub mod authorize;
+pub mod client;
 pub mod collector;
 pub mod dbus;
 pub mod history;
 pub mod pressure;
+pub mod privileges;
 pub mod proc_scan;
 pub mod service;
 pub mod smaps;

@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 use memmon_common::snapshot::{Mode, ProcessRow, Snapshot, SortKey, top_by};
 use memmon_helper::{
     Collector,
-    dbus::{BUS_NAME, Helper1Proxy, MAX_LIMIT},
+    client::HelperClient,
+    dbus::MAX_LIMIT,
     service::{self, ServeOptions},
 };
 
@@ -138,8 +139,15 @@ fn install_signal_handlers() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    // The service logs its lifecycle and every authorisation decision (to the journal when
+    // started by systemd); the CLI only warnings.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+        .init();
     let result = match cli.command {
         Command::Snapshot(args) => snapshot(&args),
         Command::Serve(args) => serve(&args),
@@ -168,7 +176,17 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         interval_ms: args.interval_ms,
         use_ebpf: !args.no_ebpf,
     };
-    let exit = runtime()?.block_on(service::serve(options))?;
+    memmon_helper::privileges::keep_only_needed().context("dropping capabilities")?;
+    // Several workers: one slow call (a page-table walk, a large snapshot) never holds up the
+    // others; blocking work is bounded too.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .thread_name("memmon-serve")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let exit = runtime.block_on(service::serve(options))?;
     log::info!("exiting: {exit:?}");
     Ok(())
 }
@@ -178,7 +196,7 @@ enum Source {
     Local(Box<Collector>),
     Bus {
         runtime: tokio::runtime::Runtime,
-        proxy: Helper1Proxy<'static>,
+        client: HelperClient,
     },
 }
 
@@ -192,24 +210,25 @@ impl Source {
                 );
             }
             let runtime = runtime()?;
-            let proxy = runtime.block_on(async {
-                let proxy = helper_proxy().await?;
+            let client = runtime.block_on(async {
+                let client = HelperClient::connect().await?;
+                // A terminal user may be asked for a password once, here.
+                client.info(true).await?;
                 if let Some(ms) = args.interval_ms {
-                    proxy.set_interval(ms).await.map_err(describe_bus_error)?;
+                    client.set_interval(ms).await?;
                 }
                 if let Some(pid) = args.high_res {
                     let start_time = procfs::process::Process::new(pid as i32)
                         .and_then(|p| p.stat())
                         .with_context(|| format!("no process {pid}"))?
                         .starttime;
-                    proxy
-                        .set_high_resolution(pid, start_time, true)
-                        .await
-                        .map_err(describe_bus_error)?;
+                    client
+                        .set_high_resolution(pid, start_time, true, true)
+                        .await?;
                 }
-                anyhow::Ok(proxy)
+                anyhow::Ok(client)
             })?;
-            return Ok(Source::Bus { runtime, proxy });
+            return Ok(Source::Bus { runtime, client });
         }
         let collector = if args.no_ebpf {
             Collector::embedded("eBPF disabled by --no-ebpf — /proc data only")
@@ -236,40 +255,18 @@ impl Source {
                 );
                 Ok(snap)
             }
-            Source::Bus { runtime, proxy } => {
-                let json = runtime
-                    .block_on(proxy.get_snapshot(args.sort.as_str(), !args.ascending, args.top))
-                    .map_err(describe_bus_error)?;
-                serde_json::from_str(&json).context("the service sent an unreadable snapshot")
+            Source::Bus { runtime, client } => {
+                Ok(runtime.block_on(client.snapshot(args.sort, !args.ascending, args.top))?)
             }
         }
     }
 }
 
-/// Turns a D-Bus error into the sentence a user needs.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
-}
-
-/// A proxy for the helper on the system bus (activated by the first call).
-async fn helper_proxy() -> anyhow::Result<Helper1Proxy<'static>> {
-    let conn = zbus::Connection::system()
-        .await
-        .context("connecting to the system bus")?;
-    Helper1Proxy::new(&conn)
-        .await
-        .context("creating the Helper1 proxy")
-}
-
-fn describe_bus_error(err: zbus::Error) -> anyhow::Error {
-    match err {
-        zbus::Error::MethodError(name, Some(message), _) => anyhow::anyhow!("{name}: {message}"),
-        zbus::Error::MethodError(name, None, _) => anyhow::anyhow!("{name}"),
-        other => anyhow::anyhow!("asking {BUS_NAME}: {other}"),
-    }
 }
 
 fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
@@ -441,14 +438,12 @@ fn detail(args: &DetailArgs) -> anyhow::Result<()> {
         .and_then(|p| p.stat())
         .with_context(|| format!("no process {}", args.pid))?;
     let detail = if args.bus {
-        let json = runtime()?.block_on(async {
-            helper_proxy()
+        runtime()?.block_on(async {
+            HelperClient::connect()
                 .await?
-                .get_memory_detail(args.pid, stat.starttime)
+                .memory_detail(args.pid, stat.starttime, true)
                 .await
-                .map_err(describe_bus_error)
-        })?;
-        serde_json::from_str(&json).context("the service sent an unreadable reading")?
+        })?
     } else {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -9,13 +9,20 @@ use std::collections::HashMap;
 use memmon_common::diagnostics::MemoryDetail;
 
 pub const MIN_INTERVAL_MS: u64 = 5_000;
-/// Cached readings kept (oldest dropped first).
-const MAX_CACHED: usize = 256;
+/// Cached readings kept. When full, the oldest reading older than [`MIN_INTERVAL_MS`] makes
+/// room; a cache full of fresh readings refuses new walks ([`DetailError::Busy`]) rather than
+/// forget a reading and walk that process again too soon.
+const MAX_CACHED: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetailError {
     #[error("no process {pid} with start time {start_time} (it exited, or the PID was reused)")]
     NoSuchProcess { pid: u32, start_time: u64 },
+    #[error(
+        "too many processes were measured in the last {} s; retry in a moment",
+        MIN_INTERVAL_MS / 1000
+    )]
+    Busy,
     #[error("cannot read /proc/{pid}/smaps_rollup: {source}")]
     Read {
         pid: u32,
@@ -81,14 +88,19 @@ impl DetailCache {
         {
             return Ok(*d);
         }
-        let detail = read_detail(pid, start_time, now_ms)?;
-        if self.readings.len() >= MAX_CACHED {
-            self.readings
-                .retain(|_, d| now_ms.saturating_sub(d.measured_unix_ms) < MIN_INTERVAL_MS);
-            if self.readings.len() >= MAX_CACHED {
-                self.readings.clear();
-            }
+        if self.readings.len() >= MAX_CACHED && !self.readings.contains_key(&(pid, start_time)) {
+            let oldest = self
+                .readings
+                .iter()
+                .min_by_key(|(_, d)| d.measured_unix_ms)
+                .filter(|(_, d)| now_ms.saturating_sub(d.measured_unix_ms) >= MIN_INTERVAL_MS)
+                .map(|(key, _)| *key);
+            match oldest {
+                Some(key) => self.readings.remove(&key),
+                None => return Err(DetailError::Busy),
+            };
         }
+        let detail = read_detail(pid, start_time, now_ms)?;
         self.readings.insert((pid, start_time), detail);
         Ok(detail)
     }
@@ -145,5 +157,35 @@ mod tests {
             .get(pid, start, 10_000 + MIN_INTERVAL_MS)
             .expect("fresh");
         assert_eq!(c.measured_unix_ms, 10_000 + MIN_INTERVAL_MS);
+    }
+
+    #[test]
+    fn a_full_cache_evicts_only_stale_readings_never_a_fresh_one() {
+        let (pid, start) = (std::process::id(), own_start_time());
+        let mut cache = DetailCache::new();
+        let own = cache.get(pid, start, 100_000).expect("read");
+        // Fill the cache with fresh readings of other (made-up) processes.
+        for i in 1..MAX_CACHED as u64 {
+            let fake = MemoryDetail {
+                measured_unix_ms: 100_000 + i,
+                ..own
+            };
+            cache.readings.insert((u32::MAX - i as u32, i), fake);
+        }
+        assert_eq!(cache.readings.len(), MAX_CACHED);
+        // Within the interval our reading is served from the cache, not evicted.
+        let again = cache.get(pid, start, 103_000).expect("cached");
+        assert_eq!(again.measured_unix_ms, 100_000);
+        // A new process while every reading is fresh: refused, nothing forgotten.
+        let (other, other_start) = (1, 0);
+        assert!(matches!(
+            cache.get(other, other_start, 103_000),
+            Err(DetailError::Busy)
+        ));
+        assert_eq!(cache.readings.len(), MAX_CACHED);
+        // Later, the oldest stale reading (ours) makes room: exactly one entry goes.
+        let _ = cache.get(pid + 1_000_000, 1, 105_000);
+        assert!(!cache.readings.contains_key(&(pid, start)));
+        assert_eq!(cache.readings.len(), MAX_CACHED - 1);
     }
 }
