@@ -116,6 +116,8 @@ pub enum Command {
     MeasureDetail(u32, u64),
     /// Watch every RSS change of a process (true) or stop (false).
     HighRes(u32, u64, bool),
+    /// Ask for the helper again, interactively (the banner's "Try again").
+    RetryHelper,
     Quit,
 }
 
@@ -313,8 +315,27 @@ impl MemmonApp {
         self.keyboard_ui(ui.ctx());
         egui::Panel::top("status").show(ui, |ui| self.status_ui(ui));
         if let Some(text) = self.banner_text() {
+            let can_retry = matches!(
+                &self.origin,
+                Some(Origin::Embedded {
+                    can_retry: true,
+                    ..
+                }) | Some(Origin::Unavailable { .. })
+            );
             egui::Panel::top("banner").show(ui, |ui| {
-                ui.colored_label(ui.visuals().warn_fg_color, text);
+                ui.horizontal_wrapped(|ui| {
+                    ui.colored_label(ui.visuals().warn_fg_color, text);
+                    if can_retry
+                        && ui
+                            .button("Try again")
+                            .on_hover_text(
+                                "Ask the helper again; your system may ask for a password",
+                            )
+                            .clicked()
+                    {
+                        self.commands.push(Command::RetryHelper);
+                    }
+                });
             });
         }
         if self.plot_open && self.selected.is_some() {
@@ -405,6 +426,10 @@ impl MemmonApp {
                         enable,
                     });
                 }
+                Command::RetryHelper => {
+                    self.problem = None;
+                    let _ = self.requests.send(Request::RetryHelper);
+                }
                 Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             }
         }
@@ -467,7 +492,7 @@ impl MemmonApp {
             return Some(p.clone());
         }
         match (&self.origin, &self.snapshot) {
-            (Some(Origin::Embedded { why }), _) => Some(format!(
+            (Some(Origin::Embedded { why, .. }), _) => Some(format!(
                 "Embedded mode: reading /proc as you, without allocation tracking, because {why}. \
                  Install and authorise memmon-helper for Full mode."
             )),

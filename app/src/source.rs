@@ -1,28 +1,43 @@
 //! The app's data source: a named background thread that talks to the helper over the system bus
-//! (zbus proxy) or, when the helper is missing or refuses, runs the embedded /proc collector. It
-//! sends owned updates to the UI over a channel and wakes the UI with `request_repaint`; the UI
-//! never blocks on it.
+//! ([`HelperClient`], every call bounded in time) or, when the helper is missing, refuses or
+//! stops answering, runs the embedded /proc collector. It sends owned updates to the UI over a
+//! channel and wakes the UI with `request_repaint`; the UI never blocks on it.
+//!
+//! Authorisation is asked interactively (polkit may show a password dialog) **once per launch**
+//! and once per "Try again" click, never in a loop: after a refusal the source stays embedded
+//! and asks again only without interaction, backing off from [`REFUSED_RETRY`] to
+//! [`REFUSED_RETRY_MAX`]. A helper that is missing or stops answering is looked for again after
+//! [`LOST_RETRY`], backing off to [`LOST_RETRY_MAX`]. Connection attempts run in the
+//! background, so embedded data keeps flowing while a dialog is open.
 
 use std::{
-    sync::mpsc::{Receiver, RecvTimeoutError, Sender},
+    sync::{
+        Arc,
+        mpsc::{Receiver, RecvTimeoutError, Sender},
+    },
     time::{Duration, Instant},
 };
 
 use memmon_common::{
     diagnostics::{MemoryDetail, SystemSample},
-    snapshot::{Snapshot, SortKey, top_by},
+    snapshot::{Snapshot, SortKey, top_by, unix_ms_now},
 };
 use memmon_helper::{
     Collector,
-    dbus::{Helper1Proxy, MAX_LIMIT},
+    client::{ClientError, HelperClient},
+    dbus::MAX_LIMIT,
     history::{History, HistorySeries},
     smaps::DetailCache,
 };
 
 /// Rows the grid shows.
 pub const TOP_N: u32 = 100;
-/// How often a lost helper is looked for again.
-const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// Back-off after polkit refused (non-interactive re-asks only).
+pub const REFUSED_RETRY: Duration = Duration::from_secs(5);
+pub const REFUSED_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Back-off while the helper is missing or not answering.
+pub const LOST_RETRY: Duration = Duration::from_secs(1);
+pub const LOST_RETRY_MAX: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SourceChoice {
@@ -61,6 +76,8 @@ pub enum Request {
         start_time: u64,
         enable: bool,
     },
+    /// The user clicked "Try again": one more interactive attempt to use the helper.
+    RetryHelper,
 }
 
 /// Where the current data comes from, with the sentence the banner shows.
@@ -69,6 +86,8 @@ pub enum Origin {
     Helper,
     Embedded {
         why: String,
+        /// The helper could be tried again (false when the user chose `--source embedded`).
+        can_retry: bool,
     },
     /// `--source helper` and the helper cannot be used.
     Unavailable {
@@ -94,12 +113,16 @@ pub fn spawn(
     choice: SourceChoice,
     requests: Receiver<Request>,
     updates: Sender<Update>,
-    wake: impl Fn() + Send + 'static,
+    wake: impl Fn() + Send + Sync + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(wake);
     std::thread::Builder::new()
         .name("memmon-source".into())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
+            // One worker: connection attempts and dialogs progress while embedded ticks run.
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("memmon-bus")
                 .enable_all()
                 .build()
             {
@@ -119,12 +142,17 @@ pub fn spawn(
                 interval: Duration::from_secs(1),
                 helper: None,
                 helper_error: None,
-                last_attempt: None,
+                attempt: None,
+                interactive_left: true,
+                next_attempt: None,
+                backoff: Duration::ZERO,
                 embedded: None,
                 details: DetailCache::new(),
                 last_sent: None,
+                updates: updates.clone(),
+                wake: Arc::clone(&wake),
             };
-            source.run(&runtime, &requests, &updates, &wake);
+            source.run(&runtime, &requests, &updates, &*wake);
         })
 }
 
@@ -133,19 +161,31 @@ struct Embedded {
     history: History,
 }
 
+type Attempt = tokio::task::JoinHandle<Result<HelperClient, ClientError>>;
+
 struct Source {
     choice: SourceChoice,
     key: SortKey,
     descending: bool,
     interval: Duration,
-    helper: Option<Helper1Proxy<'static>>,
-    helper_error: Option<String>,
-    last_attempt: Option<Instant>,
+    /// The helper, once it answered and authorised us.
+    helper: Option<HelperClient>,
+    /// Why the helper is not used now.
+    helper_error: Option<ClientError>,
+    /// A connection attempt running in the background.
+    attempt: Option<Attempt>,
+    /// Whether the next attempt may show a password dialog (once per launch and per click).
+    interactive_left: bool,
+    next_attempt: Option<Instant>,
+    backoff: Duration,
     embedded: Option<Embedded>,
     /// Embedded mode's smaps_rollup readings (as this user: own processes only).
     details: DetailCache,
     /// What the UI was last sent: an identical tick is not sent again (no repaint, no CPU).
     last_sent: Option<(Origin, Snapshot)>,
+    /// For answers that arrive from background tasks (calls that may show a dialog).
+    updates: Sender<Update>,
+    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Source {
@@ -177,10 +217,17 @@ impl Source {
                     }
                     Ok(Request::Interval(interval)) => {
                         self.interval = interval;
-                        if let Some(proxy) = &self.helper {
-                            let ms = interval.as_millis().min(u128::from(u32::MAX)) as u32;
+                        if let Some(client) = &self.helper {
                             // The helper bounds it; a refusal only means the default is used.
-                            let _ = rt.block_on(proxy.set_interval(ms));
+                            let _ = rt.block_on(client.set_interval(interval_ms(interval)));
+                        }
+                    }
+                    Ok(Request::RetryHelper) => {
+                        if self.helper.is_none() && self.choice != SourceChoice::Embedded {
+                            self.interactive_left = true;
+                            self.next_attempt = None;
+                            self.backoff = Duration::ZERO;
+                            break;
                         }
                     }
                     Ok(request) => {
@@ -224,30 +271,29 @@ impl Source {
         if self.choice != SourceChoice::Embedded && self.helper.is_none() {
             self.connect(rt);
         }
-        if let Some(proxy) = &self.helper {
-            match rt.block_on(proxy.get_snapshot(
-                self.key.as_str(),
-                self.descending,
-                TOP_N.min(MAX_LIMIT),
-            )) {
-                Ok(json) => match serde_json::from_str::<Snapshot>(&json) {
-                    Ok(snapshot) => {
-                        return Update::Snapshot {
-                            snapshot: Box::new(snapshot),
-                            origin: Origin::Helper,
-                        };
-                    }
-                    Err(e) => {
-                        self.lose_helper(format!("the helper sent an unreadable snapshot: {e}"))
-                    }
-                },
-                Err(e) => self.lose_helper(describe(&e)),
+        if let Some(client) = &self.helper {
+            match rt.block_on(client.snapshot(self.key, self.descending, TOP_N.min(MAX_LIMIT))) {
+                Ok(snapshot) => {
+                    return Update::Snapshot {
+                        snapshot: Box::new(snapshot),
+                        origin: Origin::Helper,
+                    };
+                }
+                // Busy or still starting: this tick has no data, the helper stays.
+                Err(ClientError::Unavailable(why)) => {
+                    return Update::Problem(format!("the helper is busy: {why}"));
+                }
+                Err(e) => self.lose_helper(e),
             }
         }
         let why = self
             .helper_error
-            .clone()
-            .unwrap_or_else(|| "started with --source embedded".into());
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| match self.choice {
+                SourceChoice::Embedded => "started with --source embedded".into(),
+                _ => "the helper is being asked".into(),
+            });
         if self.choice == SourceChoice::Helper {
             return Update::Snapshot {
                 snapshot: Box::new(empty_snapshot()),
@@ -269,75 +315,130 @@ impl Source {
                 );
                 Update::Snapshot {
                     snapshot: Box::new(snapshot),
-                    origin: Origin::Embedded { why },
+                    origin: Origin::Embedded {
+                        why,
+                        can_retry: self.choice != SourceChoice::Embedded,
+                    },
                 }
             }
             Err(e) => Update::Problem(format!("reading /proc failed: {e}")),
         }
     }
 
+    /// Starts a connection attempt when one is due, or takes the result of the running one.
     fn connect(&mut self, rt: &tokio::runtime::Runtime) {
-        if self
-            .last_attempt
-            .is_some_and(|t| t.elapsed() < RECONNECT_EVERY)
-        {
+        if let Some(attempt) = &self.attempt {
+            if !attempt.is_finished() {
+                return;
+            }
+            let result = self.attempt.take().map(|a| rt.block_on(a));
+            match result {
+                Some(Ok(Ok(client))) => {
+                    let _ = rt.block_on(client.set_interval(interval_ms(self.interval)));
+                    self.helper = Some(client);
+                    self.helper_error = None;
+                    self.backoff = Duration::ZERO;
+                    self.last_sent = None;
+                }
+                Some(Ok(Err(e))) => self.wait_after(e),
+                Some(Err(e)) => self.wait_after(ClientError::Bus(format!("connecting: {e}"))),
+                None => {}
+            }
             return;
         }
-        self.last_attempt = Some(Instant::now());
-        let result = rt.block_on(async {
-            let conn = zbus::Connection::system().await?;
-            let proxy = Helper1Proxy::new(&conn).await?;
-            // Activates the helper and asks polkit (interactively) for us.
-            proxy.get_info().await?;
-            let ms = self.interval.as_millis().min(u128::from(u32::MAX)) as u32;
-            let _ = proxy.set_interval(ms).await;
-            zbus::Result::Ok(proxy)
-        });
-        match result {
-            Ok(proxy) => {
-                self.helper = Some(proxy);
-                self.helper_error = None;
+        if self.next_attempt.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let interactive = std::mem::take(&mut self.interactive_left);
+        self.attempt = Some(rt.spawn(async move {
+            let client = HelperClient::connect().await?;
+            // Activates the helper; polkit may ask for a password if `interactive`.
+            client.info(interactive).await?;
+            Ok(client)
+        }));
+        if interactive {
+            // The dialog may be open for a while: show embedded data meanwhile, but wait a
+            // moment first so a user who needs no dialog goes straight to Full mode.
+            let started = Instant::now();
+            while self.attempt.as_ref().is_some_and(|a| !a.is_finished())
+                && started.elapsed() < Duration::from_millis(1500)
+            {
+                std::thread::sleep(Duration::from_millis(10));
             }
-            Err(e) => self.helper_error = Some(describe(&e)),
+            self.connect(rt);
         }
     }
 
-    fn lose_helper(&mut self, why: String) {
+    /// Schedules the next (non-interactive) attempt after a failed one.
+    fn wait_after(&mut self, e: ClientError) {
+        let (first, max) = if e.is_refusal() {
+            (REFUSED_RETRY, REFUSED_RETRY_MAX)
+        } else {
+            (LOST_RETRY, LOST_RETRY_MAX)
+        };
+        self.backoff = if self.backoff.is_zero() {
+            first
+        } else {
+            (self.backoff * 2).clamp(first, max)
+        };
+        self.next_attempt = Some(Instant::now() + self.backoff);
+        self.helper_error = Some(e);
+    }
+
+    /// A working helper failed a call: fall back at once, and look for it again on the next
+    /// tick (a restarted helper is back within a second), then with back-off.
+    fn lose_helper(&mut self, why: ClientError) {
         self.helper = None;
+        self.next_attempt = None;
+        self.backoff = Duration::ZERO;
         self.helper_error = Some(why);
-        self.last_attempt = None; // retry on the next tick
     }
 
     /// Answers a data request from the helper, or from the embedded store.
     fn answer(&mut self, rt: &tokio::runtime::Runtime, request: Request) -> Option<Update> {
-        if let Some(proxy) = &self.helper {
-            return Some(match request {
-                Request::History { pid, start_time } => decode(
-                    rt.block_on(proxy.get_history(pid, start_time)),
-                    Update::History,
+        if let Some(client) = &self.helper {
+            return match request {
+                Request::History { pid, start_time } => Some(
+                    rt.block_on(client.history(pid, start_time))
+                        .map_or_else(|e| Update::Problem(e.to_string()), Update::History),
                 ),
-                Request::SystemHistory { since_unix_ms } => decode(
-                    rt.block_on(proxy.get_system_history(since_unix_ms)),
-                    Update::SystemHistory,
+                Request::SystemHistory { since_unix_ms } => Some(
+                    rt.block_on(client.system_history(since_unix_ms))
+                        .map_or_else(|e| Update::Problem(e.to_string()), Update::SystemHistory),
                 ),
-                Request::Detail { pid, start_time } => Update::Detail(
-                    rt.block_on(proxy.get_memory_detail(pid, start_time))
-                        .map_err(|e| describe(&e))
-                        .and_then(|json| {
-                            serde_json::from_str(&json)
-                                .map_err(|e| format!("the helper sent an unreadable reading: {e}"))
-                        }),
-                ),
+                // A person's click: polkit may ask for a password (another user's process),
+                // so the call runs in the background and answers when it is done.
+                Request::Detail { pid, start_time } => {
+                    let client = client.clone();
+                    self.answer_later(rt, async move {
+                        Update::Detail(
+                            client
+                                .memory_detail(pid, start_time, true)
+                                .await
+                                .map_err(|e| e.to_string()),
+                        )
+                    });
+                    None
+                }
                 Request::HighRes {
                     pid,
                     start_time,
                     enable,
-                } => match rt.block_on(proxy.set_high_resolution(pid, start_time, enable)) {
-                    Ok(()) => return None,
-                    Err(e) => Update::Problem(format!("high resolution: {}", describe(&e))),
-                },
-                Request::View { .. } | Request::Interval(_) => return None,
-            });
+                } => {
+                    let client = client.clone();
+                    self.answer_later(rt, async move {
+                        match client
+                            .set_high_resolution(pid, start_time, enable, enable)
+                            .await
+                        {
+                            Ok(()) => None,
+                            Err(e) => Some(Update::Problem(format!("high resolution: {e}"))),
+                        }
+                    });
+                    None
+                }
+                Request::View { .. } | Request::Interval(_) | Request::RetryHelper => None,
+            };
         }
         match request {
             Request::History { pid, start_time } => {
@@ -355,65 +456,33 @@ impl Source {
             Request::HighRes { enable: true, .. } => Some(Update::Problem(
                 "high resolution needs the helper with eBPF (Full mode)".into(),
             )),
-            Request::HighRes { .. } | Request::View { .. } | Request::Interval(_) => None,
+            Request::HighRes { .. }
+            | Request::View { .. }
+            | Request::Interval(_)
+            | Request::RetryHelper => None,
         }
     }
-}
 
-/// A JSON reply of the helper as an update, or the problem it poses.
-fn decode<T: serde::de::DeserializeOwned>(
-    reply: zbus::Result<String>,
-    update: impl FnOnce(T) -> Update,
-) -> Update {
-    match reply {
-        Ok(json) => match serde_json::from_str(&json) {
-            Ok(value) => update(value),
-            Err(e) => Update::Problem(format!("the helper sent an unreadable reply: {e}")),
-        },
-        Err(e) => Update::Problem(describe(&e)),
-    }
-}
-
-fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The sentence a user needs for a helper error.
-pub fn describe(err: &zbus::Error) -> String {
-    match err {
-        zbus::Error::MethodError(name, message, _) => {
-            let name = name.as_str();
-            let message = message.as_deref().unwrap_or("");
-            if name.ends_with("ServiceUnknown") {
-                helper_missing_hint(std::path::Path::new("/.flatpak-info").exists())
-            } else if name.ends_with("NotAuthorized") || name.ends_with("AuthenticationRequired") {
-                format!("the helper refused: {message}")
-            } else {
-                format!("{name}: {message}")
+    /// Runs a call in the background; its update (if any) reaches the UI when it is done.
+    fn answer_later<F, U>(&self, rt: &tokio::runtime::Runtime, call: F)
+    where
+        F: std::future::Future<Output = U> + Send + 'static,
+        U: Into<Option<Update>>,
+    {
+        let updates = self.updates.clone();
+        let wake = Arc::clone(&self.wake);
+        rt.spawn(async move {
+            if let Some(update) = call.await.into()
+                && updates.send(update).is_ok()
+            {
+                wake();
             }
-        }
-        other => format!("the system bus is not reachable: {other}"),
+        });
     }
 }
 
-/// What to tell a user whose system has no helper. A sandboxed (Flatpak) app cannot load eBPF,
-/// so the helper must come from the host.
-pub fn helper_missing_hint(in_flatpak: bool) -> String {
-    if in_flatpak {
-        format!(
-            "the helper is not installed on this computer; Memory Monitor runs as a Flatpak and cannot \
-             track allocations by itself, and inside its sandbox it sees only its own processes — \
-             install the host helper: `sudo apt install ./memmon_{}_amd64.deb` (or from source: \
-             `make && sudo make install PREFIX=/usr`)",
-            env!("CARGO_PKG_VERSION")
-        )
-    } else {
-        "the helper is not installed (no io.github.memmon.Helper1 on the system bus) — install \
-         memmon-helper (`sudo make install PREFIX=/usr` or the memmon .deb) to see allocation activity"
-            .into()
-    }
+fn interval_ms(interval: Duration) -> u32 {
+    interval.as_millis().min(u128::from(u32::MAX)) as u32
 }
 
 fn empty_snapshot() -> Snapshot {
@@ -428,25 +497,5 @@ fn empty_snapshot() -> Snapshot {
         pressure: None,
         oom_kills: Vec::new(),
         processes: Vec::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_helper_is_explained_for_each_packaging() {
-        let host = helper_missing_hint(false);
-        assert!(
-            host.contains("not installed") && host.contains("make install"),
-            "{host}"
-        );
-        let sandboxed = helper_missing_hint(true);
-        assert!(
-            sandboxed.contains("Flatpak") && sandboxed.contains("host helper"),
-            "{sandboxed}"
-        );
-        assert!(sandboxed.contains(".deb"), "{sandboxed}");
     }
 }

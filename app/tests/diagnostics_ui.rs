@@ -260,6 +260,7 @@ fn high_resolution_is_off_limits_in_embedded_mode() {
         sample_rows(),
         Origin::Embedded {
             why: "no helper".into(),
+            can_retry: true,
         },
     );
     h.get_by_label("bash").click();

@@ -131,11 +131,50 @@ fn empty_and_huge_snapshots_do_not_panic() {
 }
 
 #[test]
+fn after_a_refusal_the_banner_offers_one_more_try_and_never_asks_by_itself() {
+    let (mut h, f) = harness(
+        sample_rows(),
+        Origin::Embedded {
+            why: "the helper refused: the authentication dialog was dismissed".into(),
+            can_retry: true,
+        },
+    );
+    h.get_by_label_contains("dialog was dismissed");
+    for _ in 0..5 {
+        h.run();
+    }
+    assert!(
+        !f.requests.try_iter().any(|r| r == Request::RetryHelper),
+        "the app never retries interactively on its own"
+    );
+    h.get_by_label("Try again").click();
+    h.run();
+    assert_eq!(
+        f.requests
+            .try_iter()
+            .filter(|r| *r == Request::RetryHelper)
+            .count(),
+        1,
+        "one click, one interactive attempt"
+    );
+    // Embedded by choice: nothing to try again.
+    let (h, _f) = harness(
+        sample_rows(),
+        Origin::Embedded {
+            why: "started with --source embedded".into(),
+            can_retry: false,
+        },
+    );
+    assert!(h.query_by_label("Try again").is_none());
+}
+
+#[test]
 fn the_banner_says_which_mode_and_why() {
     let (h, _f) = harness(
         sample_rows(),
         Origin::Embedded {
             why: "the helper is not installed".into(),
+            can_retry: true,
         },
     );
     h.get_by_label_contains("Embedded mode: reading /proc as you");
