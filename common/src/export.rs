@@ -1,5 +1,10 @@
 //! CSV export of the grid and of process histories (RFC 4180: comma-separated, CRLF-free, fields
 //! quoted when they hold a comma, quote or line break). Empty cells mean "not known".
+//!
+//! Text cells (process names) are untrusted: one that a spreadsheet would evaluate as a formula
+//! (first character `=`, `+`, `-`, `@`, tab or carriage return, or their full-width forms) gets a
+//! leading `'`, as OWASP recommends, so `=1+1` is exported as `'=1+1`. Number cells are never
+//! changed: a negative growth rate stays a number.
 
 use std::fmt::Write as _;
 
@@ -53,7 +58,7 @@ pub fn grid_csv(rows: &[ProcessRow]) -> String {
         let cells: [String; 22] = [
             r.pid.to_string(),
             r.start_time.to_string(),
-            r.name.clone(),
+            text(&r.name),
             opt(r.rss_kb),
             opt(r.virtual_kb),
             opt(r.peak_rss_kb),
@@ -88,7 +93,7 @@ pub fn series_csv(series: &[HistorySeries]) -> String {
             let cells: [String; 8] = [
                 s.pid.to_string(),
                 s.start_time.to_string(),
-                s.name.clone(),
+                text(&s.name),
                 sample.unix_ms.to_string(),
                 iso_utc(sample.unix_ms),
                 sample.rss_kb.to_string(),
@@ -120,6 +125,16 @@ fn line(out: &mut String, cells: &[String]) {
         }
     }
     out.push('\n');
+}
+
+/// A text cell: neutralised when a spreadsheet would run it as a formula (see the module docs).
+pub fn text(cell: &str) -> String {
+    const FORMULA_START: [char; 10] = ['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠'];
+    if cell.starts_with(FORMULA_START) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -299,6 +314,58 @@ mod tests {
             assert_eq!(row[7].parse::<i64>().ok(), sample.net_mapped);
         }
         assert_eq!(back[0][4], "2025-11-26T01:00:00.123Z");
+    }
+
+    #[test]
+    fn formula_names_are_neutralised_and_numbers_are_not() {
+        let names = [
+            "=1+1",
+            "+SUM(A1)",
+            "-2+3",
+            "@cmd",
+            "\tx",
+            "\r=x",
+            "＝1",
+            "=HYPERLINK(\"http://x\",\"y\")",
+        ];
+        let rows: Vec<ProcessRow> = names
+            .iter()
+            .map(|name| ProcessRow {
+                pid: 1,
+                name: (*name).into(),
+                alloc: Some(AllocStats {
+                    net_mapped: -8192,
+                    ..Default::default()
+                }),
+                growth: Some(Growth {
+                    rss_5m: Some(-1234.5),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let (_, back) = parse(&grid_csv(&rows));
+        let col = |name: &str| GRID_COLUMNS.iter().position(|c| *c == name).expect(name);
+        for (row, name) in back.iter().zip(names) {
+            assert_eq!(row[col("name")], format!("'{name}"));
+            assert_eq!(row[col("net_mapped_bytes")], "-8192");
+            assert_eq!(row[col("rss_growth_5m_bytes_per_min")], "-1234.5");
+        }
+        let series = vec![HistorySeries {
+            name: "-leak".into(),
+            samples: vec![HistorySample {
+                net_mapped: Some(-4096),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        let (_, back) = parse(&series_csv(&series));
+        assert_eq!(back[0][2], "'-leak");
+        assert_eq!(back[0][7], "-4096");
+        // Harmless names, including ones with a formula character later on, are unchanged.
+        for name in ["a=1", "kworker/0:1-events", "x+y", "'quoted", " =1", ""] {
+            assert_eq!(text(name), name);
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod export;
 pub mod series;
 #[cfg(feature = "std")]
 pub mod snapshot;
+#[cfg(feature = "std")]
+pub mod text;
 
 /// Hash map: thread-group id → [`ProcRecord`].
 pub const MAP_PROCS: &str = "PROCS";

@@ -11,11 +11,13 @@
 //! mode runs it as the user.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     fs,
     io::{self, Read as _},
 };
 
+use memmon_common::text::escape_name;
 use procfs::{ProcError, process::Process};
 
 /// Memory figures of one process at one tick, in KiB as /proc reports them.
@@ -250,9 +252,10 @@ fn parse_statm(text: &[u8]) -> Option<(u64, u64)> {
 
 fn sample_from(pid: u32, start_time: u64, status: &[u8]) -> ProcSample {
     let (fields, name) = StatusFields::parse(status);
+    // The name is chosen by the process's owner: escaped here, once, for every consumer.
     let name = name
         .and_then(|r| status.get(r))
-        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .map(|n| escape_name(&status_name_bytes(n)))
         .unwrap_or_default();
     ProcSample {
         pid,
@@ -260,6 +263,28 @@ fn sample_from(pid: u32, start_time: u64, status: &[u8]) -> ProcSample {
         name,
         status: fields,
     }
+}
+
+/// The `comm` bytes behind `status`'s `Name:` value, which the kernel writes with `\\` for a
+/// backslash and `\n` for a newline (and every other byte raw).
+fn status_name_bytes(value: &[u8]) -> Cow<'_, [u8]> {
+    if !value.contains(&b'\\') {
+        return Cow::Borrowed(value);
+    }
+    let mut raw = Vec::with_capacity(value.len());
+    let mut bytes = value.iter().copied();
+    while let Some(b) = bytes.next() {
+        match (b, bytes.clone().next()) {
+            (b'\\', Some(b'\\')) => raw.push(b'\\'),
+            (b'\\', Some(b'n')) => raw.push(b'\n'),
+            _ => {
+                raw.push(b);
+                continue;
+            }
+        }
+        bytes.next();
+    }
+    Cow::Owned(raw)
 }
 
 fn read_at(dir: &Process, file: &str, buf: &mut Vec<u8>) -> Result<(), ProcError> {
@@ -357,6 +382,39 @@ RssAnon:\t     500 kB\nRssFile:\t     280 kB\nRssShmem:\t      20 kB\nVmSwap:\t 
                 vm_swap: Some(7),
             }
         );
+    }
+
+    #[test]
+    fn names_are_escaped_after_undoing_the_kernels_status_escapes() {
+        let name = |status: &[u8]| sample_from(1, 0, status).name;
+        assert_eq!(
+            name(b"Name:\t\x1b[31mevil\nVmRSS:\t4 kB\n"),
+            "\\x1b[31mevil"
+        );
+        // status shows a backslash as `\\` and a newline as `\n`: the name holds one of each.
+        assert_eq!(name(b"Name:\ta\\\\b\\nc\n"), "a\\\\b\\x0ac");
+        assert_eq!(
+            name(b"Name:\tx\xff\xe2\x80\xae\x7f\n"),
+            "x\\xff\\xe2\\x80\\xae\\x7f"
+        );
+        assert_eq!(name(b"Name:\tbash\n"), "bash");
+        assert_eq!(status_name_bytes(b"a\\"), &b"a\\"[..]);
+    }
+
+    #[test]
+    fn a_process_renaming_itself_with_escapes_is_seen_escaped() {
+        // The real kernel path: a thread's comm as /proc/<pid>/status shows it.
+        let handle = std::thread::spawn(|| {
+            let comm = c"\x1b]0;t\x07a\\b\n\xc2\x9b";
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+            assert_eq!(unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) }, 0);
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            let status = fs::read(format!("/proc/self/task/{tid}/status")).expect("status");
+            sample_from(1, 0, &status).name
+        });
+        let name = handle.join().expect("thread");
+        assert_eq!(name, "\\x1b]0;t\\x07a\\\\b\\x0a\\xc2\\x9b");
     }
 
     #[test]

@@ -290,3 +290,114 @@ fn detail_reads_pss_and_uss_of_a_process_and_refuses_a_missing_one() {
         "{missing:?}"
     );
 }
+
+/// A `memmon-workload named` child: it has renamed itself once this returns.
+struct Named(std::process::Child);
+
+impl Named {
+    fn spawn(name: &[u8]) -> Named {
+        use std::{ffi::OsStr, io::BufRead as _, os::unix::ffi::OsStrExt as _};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_memmon-workload"))
+            .arg("named")
+            .arg(OsStr::from_bytes(name))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn memmon-workload");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line, "ready\n", "workload named {name:?}");
+        Named(child)
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take()); // it exits when stdin closes
+        let _ = self.0.wait();
+    }
+}
+
+/// Output a terminal or a bidi-aware viewer shows as it is: UTF-8, no control characters but
+/// line ends, no direction overrides.
+fn assert_inert(what: &str, out: &[u8]) {
+    let text = std::str::from_utf8(out).unwrap_or_else(|e| panic!("{what}: not UTF-8: {e}"));
+    let bad = text.chars().find(|&c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+    });
+    assert_eq!(bad, None, "{what} holds a control character");
+}
+
+#[test]
+fn untrusted_names_are_escaped_in_every_output_and_neutralised_in_csv() {
+    // (comm as the process sets it, the name every output must show)
+    let cases: [(&[u8], &str); 3] = [
+        (b"\x1b[31mevil\x1b[0m", "\\x1b[31mevil\\x1b[0m"),
+        (b"=1+1", "=1+1"),
+        // a right-to-left override, a C1 CSI, a byte that is not UTF-8 and a backslash
+        (
+            b"\xe2\x80\xaeab\xc2\x9b\xff\\",
+            "\\xe2\\x80\\xaeab\\xc2\\x9b\\xff\\\\",
+        ),
+    ];
+    let children: Vec<Named> = cases.iter().map(|(raw, _)| Named::spawn(raw)).collect();
+    let pids: Vec<u32> = children.iter().map(|c| c.0.id()).collect();
+    let all = ["snapshot", "--no-ebpf", "--top", "100000", "--sort", "pid"];
+
+    let json = run(&[&all[..], &["--json"]].concat());
+    assert!(json.status.success(), "{json:?}");
+    assert_inert("snapshot --json", &json.stdout);
+    let snap: Snapshot = serde_json::from_slice(&json.stdout).expect("JSON");
+    for (pid, (_, want)) in pids.iter().zip(&cases) {
+        let row = snap
+            .processes
+            .iter()
+            .find(|r| r.pid == *pid)
+            .expect("workload row");
+        assert_eq!(row.name, *want, "JSON name of {pid}");
+    }
+
+    let csv_out = run(&[&all[..], &["--csv"]].concat());
+    assert!(csv_out.status.success(), "{csv_out:?}");
+    assert_inert("snapshot --csv", &csv_out.stdout);
+    let mut reader = csv::Reader::from_reader(&csv_out.stdout[..]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    for (pid, (_, want)) in pids.iter().zip(&cases) {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == pid.to_string())
+            .expect("workload line");
+        let want = if want.starts_with('=') {
+            format!("'{want}")
+        } else {
+            (*want).to_owned()
+        };
+        assert_eq!(row[2], want, "CSV name of {pid}");
+    }
+
+    let table = run(&all);
+    assert!(table.status.success(), "{table:?}");
+    assert_inert("snapshot (table)", &table.stdout);
+    let table = text(&table.stdout);
+    let line = |pid: u32| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
+            .unwrap_or_else(|| panic!("no table line for {pid}"))
+            .to_owned()
+    };
+    assert!(
+        line(pids[0]).contains(" \\x1b[31mevil"),
+        "{}",
+        line(pids[0])
+    );
+    assert!(line(pids[1]).contains(" =1+1 "), "{}", line(pids[1]));
+    assert!(
+        line(pids[2]).contains(" \\xe2\\x80\\xaeab"),
+        "{}",
+        line(pids[2])
+    );
+}

@@ -44,6 +44,14 @@ enum Command {
     /// A memory-use pattern for the diagnostics tests; prints `ready` once set up and dies with
     /// its parent (or after --seconds).
     Pattern(PatternArgs),
+    /// Rename itself to NAME (prctl PR_SET_NAME: its bytes as given, at most 15), print `ready`,
+    /// and wait for stdin to close (or --seconds); for the untrusted-name tests.
+    Named {
+        #[arg(value_parser = clap::value_parser!(std::ffi::OsString))]
+        name: std::ffi::OsString,
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -129,6 +137,7 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::Pattern(args) => pattern(&args),
+        Command::Named { name, seconds } => named(&name, seconds),
         Command::LoopGetppid { seconds } => report_rate("getppid", seconds, || {
             // SAFETY: getppid has no preconditions.
             black_box(unsafe { libc::getppid() });
@@ -234,6 +243,33 @@ fn pattern(args: &PatternArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn named(name: &std::ffi::OsStr, seconds: f64) -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let comm = std::ffi::CString::new(name.as_bytes()).context("NAME must not contain NUL")?;
+    if comm.as_bytes().len() > 15 {
+        bail!(
+            "NAME is {} bytes; the kernel keeps at most 15",
+            comm.as_bytes().len()
+        );
+    }
+    // SAFETY: prctl with constant arguments; the child dies when the test that spawned it does.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string, which `comm` is, and keeps no pointer.
+    if unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) } != 0 {
+        bail!("PR_SET_NAME failed: {}", std::io::Error::last_os_error());
+    }
+    println!("ready");
+    std::io::stdout().flush().context("stdout")?;
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Ends when stdin closes.
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = done.send(());
+    });
+    let _ = wait.recv_timeout(Duration::from_secs_f64(seconds.clamp(0.1, 3600.0)));
     Ok(())
 }
 
