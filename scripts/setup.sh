@@ -4,6 +4,7 @@
 #   - rust-src for the stable toolchain: -Z build-std=core for the bpfel target
 #   - tracefs mounted: tracepoints are attached through it
 #   - dbus-daemon, polkitd, bpftool, util-linux, passwd, make: the hermetic system-bus tests
+#   - systemd-container (systemd-nspawn): the hardened unit under a real systemd, in a container
 #   - xvfb, Mesa (GL/EGL), X11 client libraries: the real-window tests (glow renderer)
 #   - desktop-file-utils, appstream, librsvg2-bin: desktop-file checks and icon renders
 #   - flatpak-builder: validates the Flatpak manifest (--show-manifest; no runtimes are fetched)
@@ -13,7 +14,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages=(llvm-22-dev util-linux dbus-daemon dbus-bin polkitd bpftool passwd make python3
   xvfb libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
-  desktop-file-utils appstream librsvg2-bin flatpak-builder)
+  desktop-file-utils appstream librsvg2-bin flatpak-builder systemd-container)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
