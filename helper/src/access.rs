@@ -238,10 +238,9 @@ impl Gate {
                 {
                     return Err(err.clone());
                 }
-                match &conn.in_flight {
-                    Some((a, rx)) => Some((*a == action, rx.clone())),
-                    None => None,
-                }
+                conn.in_flight
+                    .as_ref()
+                    .map(|(a, rx)| (*a == action, rx.clone()))
             };
             match waiter {
                 Some((same, mut rx)) => {

@@ -348,7 +348,7 @@ impl Collector {
             .into_iter()
             .map(|(pid, v)| {
                 let len = v.comm.iter().position(|&b| b == 0).unwrap_or(v.comm.len());
-                let name = String::from_utf8_lossy(&v.comm[..len]).into_owned();
+                let name = memmon_common::text::escape_name(&v.comm[..len]);
                 (pid, name, Some(v.rss_kb))
             })
             .collect();

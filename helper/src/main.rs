@@ -457,7 +457,8 @@ fn detail(args: &DetailArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let d: memmon_common::diagnostics::MemoryDetail = detail;
-    writeln!(out, "PID {} ({})", d.pid, stat.comm)?;
+    let name = memmon_common::text::escape_name(stat.comm.as_bytes());
+    writeln!(out, "PID {} ({name})", d.pid)?;
     for (label, kb) in [
         ("RSS", d.rss_kb),
         ("PSS", d.pss_kb),

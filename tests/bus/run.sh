@@ -11,7 +11,7 @@ profile=${1:-debug}
 
 if [ "${MEMMON_BUS_INSIDE:-}" != 1 ]; then
   [ "$(id -u)" = 0 ] || { echo "bus tests need root"; [ "${CI:-}" = true ] && exit 1; exit 0; }
-  needed=(memmon-helper memmon-workload)
+  needed=(memmon-helper memmon-workload examples/bus_probe)
   [ -n "${MEMMON_BUS_BENCH:-}" ] || needed+=(memmon)
   for b in "${needed[@]}"; do
     [ -x "target/$profile/$b" ] || { echo "target/$profile/$b missing: build it first"; exit 1; }
@@ -33,7 +33,7 @@ for d in usr etc var; do
 done
 mount -t tmpfs tmpfs /run/dbus 2>/dev/null || { mkdir -p /run/dbus && mount -t tmpfs tmpfs /run/dbus; }
 mkdir -p "$tmp/bin"
-cp "target/$profile/memmon-workload" "$tmp/bin/"
+cp "target/$profile/memmon-workload" "target/$profile/examples/bus_probe" "$tmp/bin/"
 [ -x "target/$profile/memmon" ] && cp "target/$profile/memmon" "$tmp/bin/"
 chmod -R a+rx "$tmp/bin"
 
@@ -46,12 +46,15 @@ else
 fi
 # Test users: t1 in the group a rule will grant, t2 not.
 groupadd -f memmon-readers
-id memmon-t1 >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin -G memmon-readers memmon-t1
+groupadd -f memmon-inspectors
+id memmon-t1 >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin -G memmon-readers,memmon-inspectors memmon-t1
+id memmon-t3 >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin -G memmon-readers memmon-t3
 id memmon-t2 >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin memmon-t2
 mkdir -p /etc/polkit-1/rules.d
 rm -f /etc/polkit-1/rules.d/*memmon*
 
-dbus-daemon --system --nofork --nopidfile --nosyslog & bus_pid=$!
+# The helper's log (every authorisation decision) reaches the bus daemon's output.
+dbus-daemon --system --nofork --nopidfile --nosyslog > "$tmp/daemon.log" 2>&1 & bus_pid=$!
 for _ in $(seq 100); do [ -S /run/dbus/system_bus_socket ] && break; sleep 0.02; done
 /usr/lib/polkit-1/polkitd --no-debug >/dev/null 2>&1 & polkit_pid=$!
 
@@ -79,8 +82,13 @@ check "polkitd is on the bus" wait_for "has_owner org.freedesktop.PolicyKit1"
 
 # --- activation and GetInfo -------------------------------------------------------------------
 check "the helper is not running before the first call" bash -c '! dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner string:io.github.memmon.Helper1 | grep -q true'
+out=$(call memmon-t2 GetInfo)
+check "an unauthorised GetInfo activates the helper but is refused" grep -q 'Error.AuthenticationRequired' <<<"$out"
+check "... and nothing system-wide starts: no program attached" test "$(memmon_programs)" = 0
+check "... no collector thread" bash -c "! grep -qs memmon-collector /proc/$(helper_pid)/task/*/comm"
 info=$(call root GetInfo)
-check "first call activates the helper and GetInfo answers (root)" grep -q '"mode"' <<<"$info"
+check "root is authorised without polkit and GetInfo answers" grep -q '"mode"' <<<"$info"
+check "... the first authorised call attaches the programs" test "$(memmon_programs)" -ge 4
 check "the activated helper runs in Full mode" grep -A1 '"mode"' <<<"$info" | grep -q '"full"'
 check "the helper runs as root" bash -c "[ \"\$(stat -c %u /proc/$(helper_pid))\" = 0 ]"
 
@@ -122,16 +130,24 @@ if [ -n "${MEMMON_BUS_BENCH:-}" ]; then
 fi
 
 # --- authorisation ----------------------------------------------------------------------------
+# No logind session here, so polkit sees every test user as "any": monitor is auth_admin_keep
+# for them (as for an SSH user), and without an agent that is AuthenticationRequired.
 out=$(call memmon-t1 GetSnapshot string:rss boolean:true uint32:10)
-check "a user without a rule is NotAuthorized" grep -q 'io.github.memmon.Helper1.Error.NotAuthorized' <<<"$out"
-check "... with a clear message" grep -q 'polkit denies io.github.memmon.monitor' <<<"$out"
+check "a user outside an active session must authenticate (AuthenticationRequired)" grep -q 'io.github.memmon.Helper1.Error.AuthenticationRequired' <<<"$out"
+check "... with a clear message" grep -q 'needs authentication as an administrator' <<<"$out"
 out=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus 2>&1)
-check "the CLI reports the denial and fails" grep -q 'NotAuthorized' <<<"$out"
+check "the CLI reports the refusal and fails" grep -q 'refused' <<<"$out"
 
 cat > /etc/polkit-1/rules.d/50-memmon-test.rules <<'RULES'
 polkit.addRule(function(action, subject) {
   if (action.id == "io.github.memmon.monitor" && subject.isInGroup("memmon-readers")) {
     return polkit.Result.YES;
+  }
+  if (action.id == "io.github.memmon.inspect" && subject.isInGroup("memmon-inspectors")) {
+    return polkit.Result.YES;
+  }
+  if (action.id.indexOf("io.github.memmon.") == 0 && subject.user == "memmon-t2") {
+    return polkit.Result.NO;
   }
 });
 RULES
@@ -187,6 +203,17 @@ if command -v Xvfb >/dev/null; then
   out=$(as memmon-t2 env DISPLAY=:57 HOME="$tmp/home-t2" XDG_RUNTIME_DIR="$tmp/home-t2" \
         "$tmp/bin/memmon" --screenshot "$tmp/home-t2/t2.png" 2>&1)
   check "a denied user's app falls back to Embedded mode" grep -q 'mode: Embedded' <<<"$out"
+  # Left running for 30 s, a denied user's app asks interactively exactly once.
+  t2_uid=$(id -u memmon-t2)
+  before=$(grep -c "uid=$t2_uid .*interactive=yes" "$tmp/daemon.log")
+  as memmon-t2 env DISPLAY=:57 HOME="$tmp/home-t2" XDG_RUNTIME_DIR="$tmp/home-t2" MEMMON_TRACE_SOURCE=1 \
+    "$tmp/bin/memmon" > "$tmp/app-t2.log" 2>&1 & app_t2=$!
+  sleep 30
+  kill "$app_t2"; wait "$app_t2" 2>/dev/null
+  asked=$(( $(grep -c "uid=$t2_uid .*interactive=yes" "$tmp/daemon.log") - before ))
+  check "... exactly one interactive authorisation attempt in 30 s (the helper logged $asked)" test "$asked" = 1
+  check "... the banner's reason is the refusal, with Try again offered" \
+    grep -q 'can_retry: true' <(grep 'refused' "$tmp/app-t2.log" | tail -1)
   # The helper restarts (SIGTERM, then D-Bus activates a new one): the running app gets data
   # from the new helper within 2 s, without a restart of its own.
   as memmon-t1 env DISPLAY=:57 HOME="$tmp/home-t1" XDG_RUNTIME_DIR="$tmp/home-t1" MEMMON_TRACE_SOURCE=1 \
@@ -232,6 +259,13 @@ check "... read at most once per 5 s (a second call gets the same reading)" \
   test "$(json 'print(d["measured_unix_ms"])' <<<"$detail")" = "$(json 'print(d["measured_unix_ms"])' <<<"$again")"
 out=$(call memmon-t2 GetMemoryDetail "uint32:$wl_pid" "uint64:$start")
 check "... denied to a non-member" grep -q 'NotAuthorized' <<<"$out"
+out=$(call memmon-t3 GetMemoryDetail "uint32:$wl_pid" "uint64:$start")
+check "... another user's process needs inspect: a monitor-only user must authenticate" grep -q 'AuthenticationRequired' <<<"$out"
+(exec setpriv --reuid memmon-t3 --regid "$(id -g memmon-t3)" --init-groups -- sleep 30) & own_pid=$!
+sleep 0.2
+own=$(call memmon-t3 GetMemoryDetail "uint32:$own_pid" "uint64:$(awk '{print $22}' /proc/$own_pid/stat)" | reply)
+check "... its own process needs only monitor" json "assert d['pid'] == $own_pid and d['pss_kb'] > 0" <<<"$own"
+kill "$own_pid" 2>/dev/null; wait "$own_pid" 2>/dev/null
 out=$(call memmon-t1 GetMemoryDetail "uint32:$wl_pid" "uint64:$((start + 1))")
 check "... and InvalidArgument for a stale start time" grep -q 'InvalidArgument' <<<"$out"
 out=$(as memmon-t1 /usr/bin/memmon-helper detail --bus --json "$wl_pid" 2>&1)
@@ -259,6 +293,8 @@ check "... and it ends when that client leaves the bus" \
   wait_for "[ \"\$(info_u32 memmon-t1 high_res_pid)\" = 0 ]" 150
 out=$(call memmon-t2 SetHighResolution "uint32:$wl_pid" "uint64:$start" boolean:true)
 check "... denied to a non-member" grep -q 'NotAuthorized' <<<"$out"
+out=$(call memmon-t3 SetHighResolution "uint32:$wl_pid" "uint64:$start" boolean:true)
+check "... and needs inspect (a monitor-only user must authenticate)" grep -q 'AuthenticationRequired' <<<"$out"
 out=$(call memmon-t1 SetHighResolution "uint32:$wl_pid" "uint64:$((start + 1))" boolean:true)
 check "... InvalidArgument for a stale start time" grep -q 'InvalidArgument' <<<"$out"
 
@@ -313,6 +349,68 @@ sleep 0.5
 check "... and returns to the default when that client leaves" \
   bash -c "grep -A1 '\"interval_ms\"' <<<\"\$(dbus-send --system --print-reply --dest=io.github.memmon.Helper1 /io/github/memmon/Helper1 io.github.memmon.Helper1.GetInfo)\" | grep -q 'uint32 1000'"
 
+
+# --- adversarial clients (helper/examples/bus_probe.rs checks its own pass conditions) ---------
+probe() { local user=$1; shift; local out; out=$(as "$user" "$tmp/bin/bus_probe" "$@" 2>&1)
+  while IFS= read -r l; do case "$l" in "ok   "*) ok "${l#ok   }";; "FAIL "*) bad "${l#FAIL }";; *) echo "     $l";; esac; done <<<"$out"; }
+info_u32_root() { call root GetInfo | grep -A1 "\"$1\"" | sed -n 's/.*uint32 \([0-9]*\).*/\1/p'; }
+# A denied user floods (8 connections x 128 calls) while a granted user makes 20 fresh calls.
+as memmon-t2 "$tmp/bin/bus_probe" flood 8 128 > "$tmp/flood.out" 2>&1 & flood=$!
+probe memmon-t1 fresh 20 2000
+wait "$flood"
+while IFS= read -r l; do case "$l" in "ok   "*) ok "${l#ok   }";; "FAIL "*) bad "${l#FAIL }";; esac; done < "$tmp/flood.out"
+check "... the flood was refused or told to retry, never let in" bash -c "! grep -q \"'ok'\" '$tmp/flood.out' && ! grep -q '\"ok\"' '$tmp/flood.out'"
+# 200 clients set an interval and a high-resolution watch, and leave before any answer.
+probe memmon-t1 fire-and-forget 200 "$wl_pid"
+check "... the interval returns to the default once they are gone" wait_for "[ \"\$(info_u32_root interval_ms)\" = 1000 ]" 150
+check "... no high-resolution watch is left" wait_for "[ \"\$(info_u32_root high_res_pid)\" = 0 ]" 150
+check "... only the connected clients stay registered (root's own calls)" test "$(info_u32_root clients)" -le 1
+probe memmon-t1 bad-inputs
+check "... the helper still answers after the bad inputs" grep -q '"process_count"' <<<"$(call memmon-t1 GetInfo)"
+probe memmon-t1 detail-interleaved "$wl_pid" 256
+hp=$(helper_pid); max_threads=0
+( while kill -0 "$hp" 2>/dev/null; do ls /proc/$hp/task | wc -l; sleep 0.05; done ) > "$tmp/threads" & sampler=$!
+probe memmon-t1 detail-burst "$wl_pid" 2000
+kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+max_threads=$(sort -n "$tmp/threads" | tail -1)
+check "... 2,000 concurrent detail calls keep the helper at most 12 threads (max $max_threads)" test "${max_threads:-99}" -le 12
+# A client asks for 1,000-row snapshots and never reads the replies: others are not held up.
+as memmon-t1 "$tmp/bin/bus_probe" stalled-reader > "$tmp/stalled.out" 2>&1 & stalled=$!
+wait_for "grep -q sent '$tmp/stalled.out'" 250
+kill -STOP "$stalled"
+probe memmon-t3 info-latency 100 100
+kill -KILL "$stalled"; wait "$stalled" 2>/dev/null
+# A granted user loses its rule while it watches: refused within the re-check interval (30 s;
+# polkit's Changed signal makes it about a second).
+id memmon-t4 >/dev/null 2>&1 || useradd -M -N -s /usr/sbin/nologin memmon-t4
+echo 'polkit.addRule(function(a, s) { if (a.id == "io.github.memmon.monitor" && s.user == "memmon-t4") return polkit.Result.YES; });' \
+  > /etc/polkit-1/rules.d/60-memmon-t4.rules
+sleep 0.3
+(exec setpriv --reuid memmon-t4 --regid "$(id -g memmon-t4)" --init-groups -- \
+  /usr/bin/memmon-helper snapshot --bus --json --top 1 --watch 1 > "$tmp/t4.out" 2> "$tmp/t4.err") & t4=$!
+check "a granted watcher gets snapshots" wait_for "grep -q processes '$tmp/t4.out'" 250
+rm -f /etc/polkit-1/rules.d/60-memmon-t4.rules; removed=$(date +%s)
+wait_for "! kill -0 $t4 2>/dev/null" 1750
+took=$(( $(date +%s) - removed ))
+check "... after its rule is removed it is refused within 30 s (took ${took} s)" bash -c "! kill -0 $t4 2>/dev/null && [ $took -le 31 ] && grep -q refused '$tmp/t4.err'"
+kill "$t4" 2>/dev/null; wait "$t4" 2>/dev/null
+# SIGKILL with high resolution on: the kernel detaches everything.
+(exec setpriv --reuid memmon-t1 --regid "$(id -g memmon-t1)" --init-groups -- \
+  /usr/bin/memmon-helper snapshot --bus --json --top 1 --high-res "$wl_pid" --watch 0.5 > /dev/null 2>&1) & hr=$!
+check "high resolution on before the SIGKILL" wait_for "[ \"\$(info_u32_root high_res_pid)\" = $wl_pid ]" 150
+kill -STOP "$hr"; hp=$(helper_pid); kill -KILL "$hp"
+wait_for "! kill -0 $hp 2>/dev/null"
+check "SIGKILL of the helper leaves no program and no rss_stat link" wait_for "[ \"\$(memmon_programs)\" = 0 ]" 100
+kill -KILL "$hr"; wait "$hr" 2>/dev/null
+# SIGSTOP for 30 s: the CLI reports a timeout, then works again after SIGCONT.
+call memmon-t1 GetInfo > /dev/null; hp=$(helper_pid)
+kill -STOP "$hp"
+out=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus --top 1 2>&1); rc=$?
+check "a stopped helper: the CLI reports a timeout (exit 1)" bash -c "[ $rc = 1 ] && grep -q 'did not answer' <<<'$out'"
+sleep 24; kill -CONT "$hp"
+out=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus --json --top 1 2>&1)
+check "... and works again after SIGCONT" grep -q '"processes"' <<<"$out"
+
 # --- second instance --------------------------------------------------------------------------
 out=$(/usr/bin/memmon-helper serve 2>&1); rc=$?
 check "a second instance refuses cleanly" test "$rc" = 1
@@ -334,6 +432,28 @@ call memmon-t1 GetInfo >/dev/null
 hp=$(helper_pid)
 check "re-activated for the idle test" test -n "$hp"
 check "the helper exits when idle (2 s without clients)" wait_for "! kill -0 $hp 2>/dev/null" 300
+
+# --- a denied user cannot keep the helper alive or make it attach anything -------------------
+# Introspect + GetInfo every 50 s for 3 minutes at the default 60 s idle exit: no memmon program
+# is ever attached, and the helper started by the first call exits 60 s later regardless.
+sed -i 's|memmon-helper serve --idle-exit 2$|memmon-helper serve|' /usr/share/dbus-1/system-services/io.github.memmon.Helper1.service
+dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig
+sleep 0.2
+( while :; do memmon_programs; sleep 1; done ) > "$tmp/denied-progs" 2>/dev/null & sampler=$!
+denied_pids=()
+for round in 0 1 2 3; do
+  as memmon-t2 dbus-send --system --print-reply --dest=io.github.memmon.Helper1 /io/github/memmon/Helper1 \
+    org.freedesktop.DBus.Introspectable.Introspect > /dev/null 2>&1
+  call memmon-t2 GetInfo > /dev/null
+  denied_pids+=("$(helper_pid)")
+  [ "$round" = 3 ] || sleep 50
+done
+sleep 30
+kill "$sampler"; wait "$sampler" 2>/dev/null
+check "denied calls for 3 minutes: no memmon program was attached at any time" \
+  test "$(sort -n "$tmp/denied-progs" | tail -1)" = 0
+check "... the helper they activated exited on idle despite them (${denied_pids[*]})" \
+  bash -c "! kill -0 ${denied_pids[0]} 2>/dev/null && [ '${denied_pids[0]}' != '${denied_pids[2]}' ]"
 
 # --- bus goes away ------------------------------------------------------------------------------
 call memmon-t1 GetInfo >/dev/null

@@ -1,0 +1,337 @@
+//! Adversarial clients of the helper, for the bus harness (tests/bus/run.sh runs it as the test
+//! users, inside its private bus). Each scenario makes its calls through the real bus, checks
+//! its own pass condition with the project's types and prints `ok <what>` or `FAIL <what>`
+//! lines, which the harness counts.
+//!
+//! Usage: bus_probe SCENARIO [ARGS]
+//!   flood CONNS CALLS          CONNS connections × CALLS concurrent GetInfo; none may be
+//!                              answered NotAuthorized-for-overload (prints the tally)
+//!   fresh N MAX_MS             N calls, each on a fresh connection, each answered within MAX_MS
+//!   fire-and-forget N PID      N clients send SetInterval(250) and SetHighResolution(PID) and
+//!                              exit without waiting
+//!   bad-inputs                 every edge of every argument gets a defined error, short
+//!   detail-interleaved PID N   GetMemoryDetail(PID) between N others: PID walked once per 5 s
+//!   detail-burst PID N         N concurrent GetMemoryDetail calls
+//!   stalled-reader             asks for 1,000-row snapshots and never reads the replies
+//!   info-latency N P99_MS      N GetInfo calls; p99 under P99_MS
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::Context as _;
+use memmon_common::diagnostics::MemoryDetail;
+use memmon_helper::dbus::{BUS_NAME, INTERFACE, OBJECT_PATH};
+use tokio::time::Instant;
+use zbus::{Connection, Proxy, proxy::MethodFlags};
+
+fn report(ok: bool, what: &str) -> bool {
+    println!("{} {what}", if ok { "ok  " } else { "FAIL" });
+    ok
+}
+
+async fn proxy() -> anyhow::Result<Proxy<'static>> {
+    let conn = Connection::system().await.context("system bus")?;
+    Ok(Proxy::new(&conn, BUS_NAME, OBJECT_PATH, INTERFACE).await?)
+}
+
+/// The error's short name (`NotAuthorized`, ...) or "ok".
+fn outcome<T>(r: &zbus::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(zbus::Error::MethodError(name, _, _)) => {
+            name.as_str().rsplit('.').next().unwrap_or("?").to_owned()
+        }
+        // The bus's and the object server's own errors (wrong signature, unknown method).
+        Err(e) => {
+            let text = e.to_string();
+            match text.strip_prefix("org.freedesktop.DBus.Error.") {
+                Some(rest) => rest.split(':').next().unwrap_or(rest).to_owned(),
+                None => format!("error: {text}"),
+            }
+        }
+    }
+}
+
+fn start_time(pid: u32) -> anyhow::Result<u64> {
+    Ok(procfs::process::Process::new(pid as i32)?.stat()?.starttime)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| -> anyhow::Result<u64> {
+        args.get(i)
+            .with_context(|| format!("argument {i} missing"))?
+            .parse()
+            .context("a number")
+    };
+    let scenario = args.first().map(String::as_str).unwrap_or("");
+    let ok = match scenario {
+        "flood" => flood(arg(1)? as usize, arg(2)? as usize).await?,
+        "fresh" => fresh(arg(1)? as usize, arg(2)?).await?,
+        "fire-and-forget" => fire_and_forget(arg(1)? as usize, arg(2)? as u32).await?,
+        "bad-inputs" => bad_inputs().await?,
+        "detail-interleaved" => detail_interleaved(arg(1)? as u32, arg(2)? as usize).await?,
+        "detail-burst" => detail_burst(arg(1)? as u32, arg(2)? as usize).await?,
+        "stalled-reader" => stalled_reader().await?,
+        "info-latency" => info_latency(arg(1)? as usize, arg(2)?).await?,
+        other => anyhow::bail!("unknown scenario {other:?}"),
+    };
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+async fn flood(conns: usize, calls: usize) -> anyhow::Result<bool> {
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let p = proxy().await?;
+        for _ in 0..calls {
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move {
+                outcome(
+                    &p.call::<_, _, BTreeMap<String, zbus::OwnedVariant>>("GetInfo", &())
+                        .await,
+                )
+            }));
+        }
+    }
+    let mut tally = BTreeMap::<String, usize>::new();
+    for t in tasks {
+        *tally.entry(t.await?).or_default() += 1;
+    }
+    println!("flood tally: {tally:?}");
+    // A denied user's flood is refused (by polkit or, beyond the caps, with Unavailable).
+    Ok(report(
+        tally.keys().all(|k| {
+            ["NotAuthorized", "AuthenticationRequired", "Unavailable"].contains(&k.as_str())
+        }),
+        &format!("{conns}×{calls} concurrent calls each got a defined answer ({tally:?})"),
+    ))
+}
+
+async fn fresh(n: usize, max_ms: u64) -> anyhow::Result<bool> {
+    let mut worst = Duration::ZERO;
+    let mut bad = Vec::new();
+    for _ in 0..n {
+        let started = Instant::now();
+        let p = proxy().await?;
+        let r = p
+            .call::<_, _, BTreeMap<String, zbus::OwnedVariant>>("GetInfo", &())
+            .await;
+        worst = worst.max(started.elapsed());
+        if r.is_err() {
+            bad.push(outcome(&r));
+        }
+    }
+    Ok(report(
+        bad.is_empty() && worst <= Duration::from_millis(max_ms),
+        &format!(
+            "{n} fresh granted calls all answered, slowest {} ms (limit {max_ms}), errors {bad:?}",
+            worst.as_millis()
+        ),
+    ))
+}
+
+async fn fire_and_forget(n: usize, pid: u32) -> anyhow::Result<bool> {
+    let start = start_time(pid)?;
+    for _ in 0..n {
+        let p = proxy().await?;
+        let flags = MethodFlags::NO_REPLY_EXPECTED;
+        p.call_with_flags::<_, _, ()>("SetInterval", flags, &(250u32,))
+            .await?;
+        p.call_with_flags::<_, _, ()>("SetHighResolution", flags, &(pid, start, true))
+            .await?;
+        // The connection drops here: the client is gone before the helper answers.
+    }
+    Ok(report(
+        true,
+        &format!("{n} clients sent their calls and left"),
+    ))
+}
+
+async fn bad_inputs() -> anyhow::Result<bool> {
+    let p = proxy().await?;
+    let mut all = true;
+    let big = |n: usize| "x".repeat(n);
+    for (what, key) in [("1 MiB", big(1 << 20)), ("30 MiB", big(30 << 20))] {
+        let started = Instant::now();
+        let r = p
+            .call::<_, _, String>("GetSnapshot", &(key.as_str(), true, 10u32))
+            .await;
+        let short = match &r {
+            Err(zbus::Error::MethodError(_, Some(m), _)) => m.len() < 1024,
+            _ => false,
+        };
+        all &= report(
+            outcome(&r) == "InvalidArgument" && short,
+            &format!(
+                "a {what} sort key: {} with a short message, in {} ms",
+                outcome(&r),
+                started.elapsed().as_millis()
+            ),
+        );
+    }
+    let cases: Vec<(&str, zbus::Result<String>)> = vec![
+        ("limit 0", p.call("GetSnapshot", &("rss", true, 0u32)).await),
+        (
+            "limit u32::MAX",
+            p.call("GetSnapshot", &("rss", true, u32::MAX)).await,
+        ),
+        (
+            "history of PID 0",
+            p.call("GetHistory", &(0u32, 0u64)).await,
+        ),
+        (
+            "history of PID u32::MAX, start u64::MAX",
+            p.call("GetHistory", &(u32::MAX, u64::MAX)).await,
+        ),
+        (
+            "detail of PID 0",
+            p.call("GetMemoryDetail", &(0u32, 0u64)).await,
+        ),
+        (
+            "detail of PID u32::MAX",
+            p.call("GetMemoryDetail", &(u32::MAX, u64::MAX)).await,
+        ),
+    ];
+    for (what, r) in cases {
+        all &= report(
+            outcome(&r) == "InvalidArgument",
+            &format!("{what}: {}", outcome(&r)),
+        );
+    }
+    for (what, ms) in [
+        ("interval 0", 0u32),
+        ("interval 1", 1),
+        ("interval u32::MAX", u32::MAX),
+    ] {
+        let r = p.call::<_, _, ()>("SetInterval", &(ms,)).await;
+        all &= report(
+            outcome(&r) == "InvalidArgument",
+            &format!("{what}: {}", outcome(&r)),
+        );
+    }
+    let r = p
+        .call::<_, _, ()>("SetHighResolution", &(0u32, 0u64, true))
+        .await;
+    all &= report(
+        ["InvalidArgument", "Unavailable"].contains(&outcome(&r).as_str()),
+        &format!("high resolution of PID 0: {}", outcome(&r)),
+    );
+    let r = p
+        .call::<_, _, String>("GetSystemHistory", &(u64::MAX,))
+        .await;
+    all &= report(
+        r.as_ref().is_ok_and(|j| j == "[]"),
+        &format!("system history since u64::MAX is empty: {}", outcome(&r)),
+    );
+    // Wrong signatures: the object server refuses them.
+    let r = p.call::<_, _, String>("GetSnapshot", &(1u32, "rss")).await;
+    all &= report(
+        outcome(&r) == "InvalidArgs",
+        &format!("a wrong signature: {}", outcome(&r)),
+    );
+    let r = p.call::<_, _, String>("NoSuchMethod", &()).await;
+    all &= report(
+        outcome(&r) == "UnknownMethod",
+        &format!("an unknown method: {}", outcome(&r)),
+    );
+    Ok(all)
+}
+
+async fn detail_interleaved(pid: u32, others: usize) -> anyhow::Result<bool> {
+    let p = proxy().await?;
+    let start = start_time(pid)?;
+    let pids: Vec<(u32, u64)> = procfs::process::all_processes()?
+        .filter_map(|p| p.ok())
+        .filter_map(|p| Some((p.pid as u32, p.stat().ok()?.starttime)))
+        .filter(|(p, _)| *p != pid)
+        .take(others)
+        .collect();
+    let mut readings = Vec::new();
+    let began = Instant::now();
+    for (other, other_start) in &pids {
+        let _ = p
+            .call::<_, _, String>("GetMemoryDetail", &(*other, *other_start))
+            .await;
+        let json: String = p.call("GetMemoryDetail", &(pid, start)).await?;
+        let d: MemoryDetail = serde_json::from_str(&json)?;
+        readings.push(d.measured_unix_ms);
+        // Under the per-connection rate limit (50 calls a second).
+        tokio::time::sleep(Duration::from_millis(45)).await;
+    }
+    readings.dedup();
+    let secs = began.elapsed().as_secs_f64();
+    let allowed = (secs / 5.0).ceil() as usize + 1;
+    Ok(report(
+        readings.len() <= allowed,
+        &format!(
+            "detail of one process between {} others over {secs:.1} s: walked {} times (at most {allowed})",
+            pids.len(),
+            readings.len()
+        ),
+    ))
+}
+
+async fn detail_burst(pid: u32, n: usize) -> anyhow::Result<bool> {
+    let start = start_time(pid)?;
+    let mut tasks = Vec::new();
+    let mut p = proxy().await?;
+    for i in 0..n {
+        // Twenty calls per connection, all at once.
+        if i % 20 == 0 {
+            p = proxy().await?;
+        }
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            outcome(
+                &p.call::<_, _, String>("GetMemoryDetail", &(pid, start))
+                    .await,
+            )
+        }));
+    }
+    let mut tally = BTreeMap::<String, usize>::new();
+    for t in tasks {
+        *tally.entry(t.await?).or_default() += 1;
+    }
+    Ok(report(
+        tally.keys().all(|k| k == "ok" || k == "Unavailable"),
+        &format!("{n} concurrent detail calls: {tally:?}"),
+    ))
+}
+
+async fn stalled_reader() -> anyhow::Result<bool> {
+    // Asks for many 1,000-row snapshots; the harness then stops this process (SIGSTOP), so
+    // the replies are never read and pile up in the bus.
+    let p = proxy().await?;
+    for _ in 0..100 {
+        let p = p.clone();
+        tokio::spawn(async move {
+            let _ = p
+                .call::<_, _, String>("GetSnapshot", &("rss", true, 1000u32))
+                .await;
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("sent");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    Ok(true)
+}
+
+async fn info_latency(n: usize, p99_ms: u64) -> anyhow::Result<bool> {
+    let p = proxy().await?;
+    let mut lat = Vec::new();
+    for _ in 0..n {
+        let started = Instant::now();
+        p.call::<_, _, BTreeMap<String, zbus::OwnedVariant>>("GetInfo", &())
+            .await?;
+        lat.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lat.sort();
+    let p99 = lat[(lat.len() * 99 / 100).min(lat.len() - 1)];
+    Ok(report(
+        p99 <= Duration::from_millis(p99_ms),
+        &format!(
+            "GetInfo p99 {} ms over {n} calls (limit {p99_ms} ms)",
+            p99.as_millis()
+        ),
+    ))
+}
