@@ -26,6 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q "${missing[@]}"
 fi
 
+for component in clippy rustfmt; do
+  if ! rustup component list --installed --toolchain stable 2>/dev/null | grep -q "^$component"; then
+    log "adding $component to the stable toolchain"
+    rustup component add "$component" --toolchain stable
+  fi
+done
 if ! rustup component list --installed --toolchain stable 2>/dev/null | grep -q '^rust-src'; then
   log "adding rust-src to the stable toolchain"
   rustup component add rust-src --toolchain stable

@@ -8,6 +8,8 @@ bash scripts/setup.sh
 export MEMMON_REQUIRE_EBPF=1
 
 cargo fmt --all -- --check
+# Lints as errors, every unsafe block with its SAFETY comment.
+cargo clippy --locked --all-targets -- -D warnings -W clippy::undocumented_unsafe_blocks
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -35,8 +35,9 @@ Description: see which processes use memory and how that changes
  started on demand by D-Bus and authorised through polkit, counts every
  process's mmap, munmap and brk activity with eBPF.
 CONTROL
-# Maintainer scripts: make a running bus pick up the new policy and activation file; do nothing
-# (and fail nothing) where no bus runs, e.g. in a chroot.
+# Maintainer scripts: make a running bus pick up the new policy and activation file, and stop a
+# running helper so the next call starts the new (or no) binary — clients reconnect within a
+# second; do nothing (and fail nothing) where no bus runs, e.g. in a chroot.
 for script in postinst postrm; do
   cat > "$stage/DEBIAN/$script" <<'SCRIPT'
 #!/bin/sh
@@ -45,6 +46,11 @@ if [ -S /run/dbus/system_bus_socket ] && command -v dbus-send >/dev/null 2>&1; t
   dbus-send --system --type=method_call --dest=org.freedesktop.DBus / \
     org.freedesktop.DBus.ReloadConfig >/dev/null 2>&1 || true
 fi
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl daemon-reload >/dev/null 2>&1 || true
+  systemctl stop memmon-helper.service >/dev/null 2>&1 || true
+fi
+pkill -TERM -f '^/usr/bin/memmon-helper serve' >/dev/null 2>&1 || true
 if command -v update-desktop-database >/dev/null 2>&1; then
   update-desktop-database -q /usr/share/applications || true
 fi

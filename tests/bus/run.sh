@@ -203,6 +203,7 @@ if command -v Xvfb >/dev/null; then
   out=$(as memmon-t2 env DISPLAY=:57 HOME="$tmp/home-t2" XDG_RUNTIME_DIR="$tmp/home-t2" \
         "$tmp/bin/memmon" --screenshot "$tmp/home-t2/t2.png" 2>&1)
   check "a denied user's app falls back to Embedded mode" grep -q 'mode: Embedded' <<<"$out"
+  if [ -z "${MEMMON_DEB:-}" ]; then
   # Left running for 30 s, a denied user's app asks interactively exactly once.
   t2_uid=$(id -u memmon-t2)
   before=$(grep -c "uid=$t2_uid .*interactive=yes" "$tmp/daemon.log")
@@ -214,6 +215,7 @@ if command -v Xvfb >/dev/null; then
   check "... exactly one interactive authorisation attempt in 30 s (the helper logged $asked)" test "$asked" = 1
   check "... the banner's reason is the refusal, with Try again offered" \
     grep -q 'can_retry: true' <(grep 'refused' "$tmp/app-t2.log" | tail -1)
+  fi
   # The helper restarts (SIGTERM, then D-Bus activates a new one): the running app gets data
   # from the new helper within 2 s, without a restart of its own.
   as memmon-t1 env DISPLAY=:57 HOME="$tmp/home-t1" XDG_RUNTIME_DIR="$tmp/home-t1" MEMMON_TRACE_SOURCE=1 \
@@ -350,6 +352,7 @@ check "... and returns to the default when that client leaves" \
   bash -c "grep -A1 '\"interval_ms\"' <<<\"\$(dbus-send --system --print-reply --dest=io.github.memmon.Helper1 /io/github/memmon/Helper1 io.github.memmon.Helper1.GetInfo)\" | grep -q 'uint32 1000'"
 
 
+if [ -z "${MEMMON_DEB:-}" ]; then  # the .deb re-run (tests/packaging) checks the install path only
 # --- adversarial clients (helper/examples/bus_probe.rs checks its own pass conditions) ---------
 probe() { local user=$1; shift; local out; out=$(as "$user" "$tmp/bin/bus_probe" "$@" 2>&1)
   while IFS= read -r l; do case "$l" in "ok   "*) ok "${l#ok   }";; "FAIL "*) bad "${l#FAIL }";; *) echo "     $l";; esac; done <<<"$out"; }
@@ -411,6 +414,8 @@ sleep 24; kill -CONT "$hp"
 out=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus --json --top 1 2>&1)
 check "... and works again after SIGCONT" grep -q '"processes"' <<<"$out"
 
+fi  # adversarial clients
+
 # --- second instance --------------------------------------------------------------------------
 out=$(/usr/bin/memmon-helper serve 2>&1); rc=$?
 check "a second instance refuses cleanly" test "$rc" = 1
@@ -433,6 +438,7 @@ hp=$(helper_pid)
 check "re-activated for the idle test" test -n "$hp"
 check "the helper exits when idle (2 s without clients)" wait_for "! kill -0 $hp 2>/dev/null" 300
 
+if [ -z "${MEMMON_DEB:-}" ]; then
 # --- a denied user cannot keep the helper alive or make it attach anything -------------------
 # Introspect + GetInfo every 50 s for 3 minutes at the default 60 s idle exit: no memmon program
 # is ever attached, and the helper started by the first call exits 60 s later regardless.
@@ -454,6 +460,17 @@ check "denied calls for 3 minutes: no memmon program was attached at any time" \
   test "$(sort -n "$tmp/denied-progs" | tail -1)" = 0
 check "... the helper they activated exited on idle despite them (${denied_pids[*]})" \
   bash -c "! kill -0 ${denied_pids[0]} 2>/dev/null && [ '${denied_pids[0]}' != '${denied_pids[2]}' ]"
+
+fi
+
+if [ -n "${MEMMON_DEB:-}" ]; then
+  # An upgrade (the package installed again) stops the running helper: the next call starts
+  # the new binary.
+  call memmon-t1 GetInfo > /dev/null; hp=$(helper_pid)
+  dpkg -i "$MEMMON_DEB" > /dev/null 2>&1
+  check "upgrading the .deb stops the running helper" wait_for "! kill -0 $hp 2>/dev/null" 150
+  check "... and the next call starts a new one" grep -q '"process_count"' <<<"$(call memmon-t1 GetInfo)"
+fi
 
 # --- bus goes away ------------------------------------------------------------------------------
 call memmon-t1 GetInfo >/dev/null
