@@ -44,8 +44,26 @@ pub const MAP_RSS_WATCH: &str = "RSS_WATCH";
 pub const DROP_PROCS_FULL: u32 = 0;
 pub const DROP_SLOTS: u32 = 1;
 
-/// Entries in the per-process maps: enough for pid_max's default (32,768) live processes.
+/// Entries compiled into the per-process map; the helper resizes it at load time to the
+/// machine's `pid_max`, within [`MIN_TRACKED_PROCESSES`]..=[`MAX_TRACKED_PROCESSES_CAP`]
+/// ([`tracked_processes_for`]). Processes beyond a full map are counted in [`DROP_PROCS_FULL`].
 pub const MAX_TRACKED_PROCESSES: u32 = 32_768;
+pub const MIN_TRACKED_PROCESSES: u32 = 4_096;
+/// The map is preallocated (tracepoint programs need that on older kernels): about 160 bytes an
+/// entry, so at most ~10 MiB of kernel memory even where systemd raised pid_max to 4,194,304.
+pub const MAX_TRACKED_PROCESSES_CAP: u32 = 65_536;
+
+/// How many processes the per-process map holds on a machine with this `pid_max` (no more
+/// processes than PIDs can exist at once).
+pub const fn tracked_processes_for(pid_max: u32) -> u32 {
+    if pid_max < MIN_TRACKED_PROCESSES {
+        MIN_TRACKED_PROCESSES
+    } else if pid_max > MAX_TRACKED_PROCESSES_CAP {
+        MAX_TRACKED_PROCESSES_CAP
+    } else {
+        pid_max
+    }
+}
 
 /// Exact, additive counters of one process. The kernel updates them with atomic adds, so threads
 /// mapping at the same time on different CPUs never lose an update.
@@ -183,6 +201,22 @@ mod tests {
         assert_eq!(core::mem::size_of::<ProcRecord>(), 12 * 8);
         assert_eq!(core::mem::size_of::<OomVictim>(), 32);
         assert_eq!(core::mem::size_of::<RssWatch>(), 64);
+    }
+
+    #[test]
+    fn the_process_map_follows_pid_max_within_bounds() {
+        assert_eq!(
+            tracked_processes_for(32_768),
+            32_768,
+            "the kernel's default"
+        );
+        assert_eq!(
+            tracked_processes_for(4_194_304),
+            MAX_TRACKED_PROCESSES_CAP,
+            "systemd's"
+        );
+        assert_eq!(tracked_processes_for(300), MIN_TRACKED_PROCESSES);
+        assert_eq!(tracked_processes_for(50_000), 50_000);
     }
 
     #[test]

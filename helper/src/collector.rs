@@ -419,6 +419,12 @@ impl Collector {
         0
     }
 
+    /// Processes the kernel's per-process map holds (None without eBPF).
+    #[cfg(feature = "ebpf")]
+    pub fn kernel_capacity(&self) -> Option<u32> {
+        self.tracker.as_ref().and_then(Tracker::capacity)
+    }
+
     /// What the kernel holds for `pid` (tests check exit cleanup and in-kernel consistency).
     #[cfg(feature = "ebpf")]
     pub fn kernel_record(&self, pid: u32) -> Option<ProcRecord> {

@@ -100,7 +100,9 @@ impl Tracker {
         }
         let group_dead_offset = exit_group_dead_offset();
         let (pidns_dev, pidns_ino) = own_pid_namespace();
+        let entries = tracked_processes();
         let mut ebpf = EbpfLoader::new()
+            .set_max_entries(MAP_PROCS, entries)
             .override_global(GLOBAL_PAGE_SIZE, &page_size, true)
             .override_global(GLOBAL_EXIT_GROUP_DEAD_OFFSET, &group_dead_offset, true)
             .override_global(GLOBAL_PIDNS_DEV, &pidns_dev, true)
@@ -234,6 +236,12 @@ impl Tracker {
     }
 
     /// Events dropped because a map was full, all CPUs and slots.
+    /// Processes the kernel's per-process map holds (as loaded).
+    pub fn capacity(&self) -> Option<u32> {
+        use aya::maps::IterableMap as _;
+        self.procs.map().info().ok().map(|i| i.max_entries())
+    }
+
     pub fn drops(&self) -> u64 {
         self.drops
             .iter()
@@ -299,6 +307,16 @@ fn attach_oom(
 const RSS_STAT_FIELDS: [(&str, u64); 3] = [("curr", 12), ("member", 16), ("size", 24)];
 
 /// Loads (without attaching) the high-resolution RSS program if this kernel's layout matches.
+/// The per-process map's size for this machine: its `pid_max`, bounded
+/// ([`memmon_common::tracked_processes_for`]).
+pub fn tracked_processes() -> u32 {
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(memmon_common::MAX_TRACKED_PROCESSES);
+    memmon_common::tracked_processes_for(pid_max)
+}
+
 fn load_rss_watch(ebpf: &mut Ebpf) -> Result<BpfArray<MapData, RssWatch>, String> {
     let tp = checked_tracepoint(
         ebpf,

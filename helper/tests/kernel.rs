@@ -192,6 +192,24 @@ fn exact_counts_and_bytes_for_a_known_workload() {
 }
 
 #[test]
+fn the_kernels_process_map_is_sized_from_pid_max() {
+    if !can_run() {
+        return;
+    }
+    let c = collector();
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .expect("pid_max")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert_eq!(
+        c.kernel_capacity(),
+        Some(memmon_common::tracked_processes_for(pid_max)),
+        "pid_max {pid_max}"
+    );
+}
+
+#[test]
 fn threads_are_summed_under_their_process() {
     if !can_run() {
         return;
