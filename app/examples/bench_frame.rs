@@ -5,7 +5,8 @@ use std::{sync::mpsc, time::Instant};
 
 use eframe::egui;
 use memmon::{
-    app::{MemmonApp, Settings},
+    app::MemmonApp,
+    settings::Settings,
     source::{Origin, Update},
 };
 use memmon_common::snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SystemMemory};

@@ -1,136 +1,102 @@
 //! Exports: PNG screenshots of the window or the plot, and the data behind them (the grid as CSV
-//! or JSON, the plotted series as CSV). Files go to the Pictures folder (`export_dir`).
+//! or JSON, the plotted series as CSV). Files go to the Pictures folder (`export_dir`). Only the
+//! app's command step calls the writing functions; the text builders are pure.
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, mpsc::Sender},
 };
 
 use eframe::egui;
 use memmon_common::{export, snapshot::Snapshot};
 
-use crate::app::{ExportWhat, MemmonApp};
+use crate::{command::Export, model::Model};
 
-/// The data files the app can write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DataExport {
-    GridCsv,
-    GridJson,
-    /// The selected and pinned processes' histories.
-    SeriesCsv,
+/// The rows the grid shows (after the filter), as CSV.
+pub fn grid_csv(model: &Model) -> String {
+    let rows: Vec<_> = model.visible_rows().into_iter().cloned().collect();
+    export::grid_csv(&rows)
 }
 
-impl MemmonApp {
-    /// Saves a PNG of the window (or of the plot's area) asynchronously; the result is shown in
-    /// the status bar. `quit` closes the window afterwards (`--screenshot`).
-    pub(crate) fn export(
-        &mut self,
-        ctx: &egui::Context,
-        what: ExportWhat,
-        path: Option<PathBuf>,
-        quit: bool,
-    ) {
-        let path = path.unwrap_or_else(|| {
-            export_dir().join(format!(
-                "memmon-{}.png",
-                chrono::Local::now().format("%Y%m%d-%H%M%S")
-            ))
-        });
-        let crop = match what {
-            ExportWhat::Window => None,
-            ExportWhat::Plot => self.plot_rect,
+/// The current snapshot with the rows the grid shows, as JSON (the schema of
+/// `memmon-helper snapshot --json`).
+pub fn grid_json(model: &Model) -> anyhow::Result<String> {
+    let Some(snapshot) = &model.snapshot else {
+        anyhow::bail!("no data yet");
+    };
+    let view = Snapshot {
+        processes: model.visible_rows().into_iter().cloned().collect(),
+        ..snapshot.clone()
+    };
+    Ok(serde_json::to_string_pretty(&view)?)
+}
+
+/// The selected and pinned processes' histories, as CSV.
+pub fn series_csv(model: &Model) -> String {
+    let series: Vec<_> = model.plotted_series().into_iter().cloned().collect();
+    export::series_csv(&series)
+}
+
+/// Where an export goes when the user did not say: a timestamped name in the Pictures folder.
+pub fn default_path(what: Export) -> PathBuf {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    export_dir().join(match what {
+        Export::WindowPng => format!("memmon-{stamp}.png"),
+        _ => format!("memmon-{stamp}-{}", what.suffix()),
+    })
+}
+
+/// Writes a data export; returns the status bar's sentence.
+pub fn write_data(model: &Model, what: Export, path: &Path) -> String {
+    let text = match what {
+        Export::GridCsv => Ok(grid_csv(model)),
+        Export::GridJson => grid_json(model),
+        Export::SeriesCsv => Ok(series_csv(model)),
+        Export::WindowPng | Export::PlotPng => Err(anyhow::anyhow!("a picture is not data")),
+    };
+    match text.and_then(|t| std::fs::write(path, t).map_err(anyhow::Error::from)) {
+        Ok(()) => format!("Saved {}", path.display()),
+        Err(e) => format!("Could not save {}: {e}", path.display()),
+    }
+}
+
+/// What to do once a screenshot is saved.
+pub struct Screenshot {
+    pub path: PathBuf,
+    /// Only this part of the window (points), e.g. the plot.
+    pub crop: Option<egui::Rect>,
+    /// `--screenshot`: print this summary with the path, then close the window (exit 1 if the
+    /// file cannot be written).
+    pub quit_with_summary: Option<String>,
+    /// Where the status bar's sentence goes.
+    pub done: Sender<String>,
+}
+
+/// Asks egui for a screenshot and saves it as PNG when it arrives (after this frame).
+pub fn request_png(ctx: &egui::Context, shot: Screenshot) {
+    let pixels_per_point = ctx.pixels_per_point();
+    let ctx2 = ctx.clone();
+    ctx.request_screenshot(move |image: Arc<egui::ColorImage>| {
+        let image = match shot.crop {
+            Some(rect) => image.region(&rect, Some(pixels_per_point)),
+            None => (*image).clone(),
         };
-        let pixels_per_point = ctx.pixels_per_point();
-        // What the picture shows, for `--screenshot` users (documentation, tests).
-        let summary = format!(
-            "mode: {}, {} rows, {} with allocation data",
-            self.mode_label(),
-            self.visible_rows().len(),
-            self.visible_rows()
-                .iter()
-                .filter(|r| r.alloc.is_some())
-                .count()
-        );
-        let done = self.exports.0.clone();
-        let ctx2 = ctx.clone();
-        ctx.request_screenshot(move |image: Arc<egui::ColorImage>| {
-            let image = match crop {
-                Some(rect) => image.region(&rect, Some(pixels_per_point)),
-                None => (*image).clone(),
-            };
-            let message = match save_png(&image, &path) {
-                Ok(()) => format!("Saved {}", path.display()),
-                Err(e) => format!("Could not save {}: {e}", path.display()),
-            };
-            if quit {
-                if message.starts_with("Could not") {
-                    eprintln!("memmon: {message}");
-                    std::process::exit(1);
-                }
-                println!("{message} ({summary})");
-                ctx2.send_viewport_cmd(egui::ViewportCommand::Close);
+        let path = &shot.path;
+        let message = match save_png(&image, path) {
+            Ok(()) => format!("Saved {}", path.display()),
+            Err(e) => format!("Could not save {}: {e}", path.display()),
+        };
+        if let Some(summary) = &shot.quit_with_summary {
+            if message.starts_with("Could not") {
+                eprintln!("memmon: {message}");
+                std::process::exit(1);
             }
-            let _ = done.send(message);
-            ctx2.request_repaint();
-        });
-    }
-
-    /// Writes the grid or the plotted series to a file and says where in the status bar.
-    pub fn export_data(&mut self, what: DataExport, path: Option<PathBuf>) {
-        let (suffix, text) = match what {
-            DataExport::GridCsv => ("grid.csv", Ok(self.grid_csv())),
-            DataExport::GridJson => ("grid.json", self.grid_json()),
-            DataExport::SeriesCsv => ("series.csv", Ok(self.series_csv())),
-        };
-        let path = path.unwrap_or_else(|| export_dir().join(timestamped(suffix)));
-        self.status_message = Some(
-            match text.and_then(|t| std::fs::write(&path, t).map_err(anyhow::Error::from)) {
-                Ok(()) => format!("Saved {}", path.display()),
-                Err(e) => format!("Could not save {}: {e}", path.display()),
-            },
-        );
-    }
-
-    /// The rows the grid shows (after the filter), as CSV.
-    pub fn grid_csv(&self) -> String {
-        let rows: Vec<_> = self.visible_rows().into_iter().cloned().collect();
-        export::grid_csv(&rows)
-    }
-
-    /// The current snapshot with the rows the grid shows, as JSON (the schema of
-    /// `memmon-helper snapshot --json`).
-    pub fn grid_json(&self) -> anyhow::Result<String> {
-        let Some(snapshot) = &self.snapshot else {
-            anyhow::bail!("no data yet");
-        };
-        let view = Snapshot {
-            processes: self.visible_rows().into_iter().cloned().collect(),
-            ..snapshot.clone()
-        };
-        Ok(serde_json::to_string_pretty(&view)?)
-    }
-
-    /// The selected and pinned processes' histories, as CSV.
-    pub fn series_csv(&self) -> String {
-        let keys = self.selected.iter().chain(self.pinned.iter());
-        let mut seen = Vec::new();
-        let series: Vec<_> = keys
-            .filter(|k| {
-                let new = !seen.contains(*k);
-                seen.push(**k);
-                new
-            })
-            .filter_map(|k| self.histories.get(k).cloned())
-            .collect();
-        export::series_csv(&series)
-    }
-}
-
-fn timestamped(suffix: &str) -> String {
-    format!(
-        "memmon-{}-{suffix}",
-        chrono::Local::now().format("%Y%m%d-%H%M%S")
-    )
+            println!("{message} ({summary})");
+            ctx2.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        let _ = shot.done.send(message);
+        ctx2.request_repaint();
+    });
 }
 
 /// The Pictures folder: `$XDG_PICTURES_DIR`, else what `user-dirs.dirs` says (also what Flatpak
@@ -165,7 +131,7 @@ pub fn pictures_in_user_dirs(text: &str, home: Option<&Path>) -> Option<PathBuf>
     }
 }
 
-pub fn save_png(image: &egui::ColorImage, path: &std::path::Path) -> anyhow::Result<()> {
+pub fn save_png(image: &egui::ColorImage, path: &Path) -> anyhow::Result<()> {
     let [w, h] = image.size;
     let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
     let buffer = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
@@ -199,5 +165,18 @@ mod tests {
             pictures_in_user_dirs("XDG_PICTURES_DIR=\"rel\"", Some(home)),
             None
         );
+    }
+
+    #[test]
+    fn default_names_end_with_what_they_hold() {
+        let name = |w| {
+            default_path(w)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        assert!(name(Export::WindowPng).ends_with(".png"));
+        assert!(!name(Export::WindowPng).ends_with("-png"));
+        assert!(name(Export::SeriesCsv).ends_with("-series.csv"));
     }
 }

@@ -1,8 +1,12 @@
-//! Memory Monitor's desktop app (eframe/egui): the window ([`app`]), its data source thread
-//! ([`source`]), the plot panel ([`plot`]), exports ([`export`]) and unit formatting
-//! ([`format`]).
+//! Memory Monitor's desktop app (eframe/egui). Dependencies run one way:
+//! [`app`] (the window and the one place with effects) → [`panels`] (drawing, each with its own
+//! view state) → [`model`] (the data, plain Rust) → [`source`] (the data source thread);
+//! [`command`], [`settings`], [`export`] and [`format`] are shared leaves.
 pub mod app;
+pub mod command;
 pub mod export;
 pub mod format;
-pub mod plot;
+pub mod model;
+pub mod panels;
+pub mod settings;
 pub mod source;

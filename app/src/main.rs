@@ -5,7 +5,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use eframe::egui;
 use memmon::{
-    app::{MemmonApp, Settings},
+    app::MemmonApp,
+    settings::Settings,
     source::{self, SourceChoice},
 };
 

@@ -5,8 +5,7 @@
 
 use egui_kittest::kittest::Queryable as _;
 use memmon::{
-    app::Command,
-    export::DataExport,
+    command::{Command, Export},
     source::{Origin, Request, Update},
 };
 use memmon_common::{
@@ -18,6 +17,16 @@ use memmon_common::{
 mod common;
 
 use common::*;
+
+/// Asks for an export through the window's own command step.
+fn export(
+    h: &mut egui_kittest::Harness<'static, memmon::app::MemmonApp>,
+    what: Export,
+    path: Option<std::path::PathBuf>,
+) {
+    h.state_mut().commands.push(Command::Export(what, path));
+    h.run();
+}
 
 fn leaky_rows() -> Vec<memmon_common::snapshot::ProcessRow> {
     let mut rows = sample_rows();
@@ -109,7 +118,7 @@ fn the_plot_summarises_spikes_growth_and_measures_pss_on_demand() {
         .expect("send");
     h.run();
     assert_eq!(
-        h.state().detail_error.as_deref(),
+        h.state().model.detail_error.as_deref(),
         Some("no process 99 with start time 1099")
     );
 }
@@ -140,7 +149,7 @@ fn oom_kills_are_listed_and_open_the_victims_history() {
     h.get_by_label_contains("hog (PID 4321), last RSS 64.0 MiB")
         .click();
     h.run();
-    assert_eq!(h.state().selected, Some((4321, 777)));
+    assert_eq!(h.state().model.selected, Some((4321, 777)));
     assert!(
         f.requests.try_iter().any(|r| r
             == Request::History {
@@ -158,8 +167,7 @@ fn grid_and_series_exports_parse_back_to_the_same_numbers() {
     std::fs::create_dir_all(&dir).expect("temp dir");
 
     let csv_path = dir.join("grid.csv");
-    h.state_mut()
-        .export_data(DataExport::GridCsv, Some(csv_path.clone()));
+    export(&mut h, Export::GridCsv, Some(csv_path.clone()));
     let mut reader = csv::Reader::from_path(&csv_path).expect("grid CSV written");
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
     assert_eq!(records.len(), 3);
@@ -170,52 +178,49 @@ fn grid_and_series_exports_parse_back_to_the_same_numbers() {
     assert_eq!(&bash[21], "true");
 
     let json_path = dir.join("grid.json");
-    h.state_mut()
-        .export_data(DataExport::GridJson, Some(json_path.clone()));
+    export(&mut h, Export::GridJson, Some(json_path.clone()));
     let back: memmon_common::snapshot::Snapshot =
         serde_json::from_slice(&std::fs::read(&json_path).expect("grid JSON written"))
             .expect("parses");
     assert_eq!(
         back.processes,
-        h.state().snapshot.as_ref().expect("snap").processes
+        h.state().model.snapshot.as_ref().expect("snap").processes
     );
 
     // (Row clicks are tested elsewhere; the status message just moved the rows.)
-    h.state_mut().commands.push(Command::Select(99, 1099));
+    h.state_mut().commands.push(Command::Select((99, 1099)));
     h.run();
     f.updates
         .send(Update::History(series_with_spike()))
         .expect("send");
     h.run();
     let series_path = dir.join("series.csv");
-    h.state_mut()
-        .export_data(DataExport::SeriesCsv, Some(series_path.clone()));
+    export(&mut h, Export::SeriesCsv, Some(series_path.clone()));
     let mut reader = csv::Reader::from_path(&series_path).expect("series CSV written");
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0][3].parse::<u64>(), Ok(1_795_000_000_000));
     assert_eq!(records[0][6].parse::<u64>(), Ok(516_000));
     assert!(
-        h.state()
-            .status_message
+        h.state().model.status_message
             .as_deref()
             .is_some_and(|m| m.starts_with("Saved ")),
         "{:?}",
-        h.state().status_message
+        h.state().model.status_message
     );
 
     // An unwritable place is a message, not a crash.
-    h.state_mut().export_data(
-        DataExport::GridCsv,
+    export(
+        &mut h,
+        Export::GridCsv,
         Some(dir.join("no-such-dir").join("grid.csv")),
     );
     assert!(
-        h.state()
-            .status_message
+        h.state().model.status_message
             .as_deref()
             .is_some_and(|m| m.starts_with("Could not save")),
         "{:?}",
-        h.state().status_message
+        h.state().model.status_message
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -238,7 +243,7 @@ fn the_high_resolution_switch_shows_its_cost_and_asks_the_helper() {
             }),
         "high resolution asked for the selected process"
     );
-    assert_eq!(h.state().high_res, Some((99, 1099)));
+    assert_eq!(h.state().model.high_res, Some((99, 1099)));
     h.get_by_label("High resolution").click();
     h.run();
     assert!(
@@ -246,8 +251,8 @@ fn the_high_resolution_switch_shows_its_cost_and_asks_the_helper() {
             .try_iter()
             .any(|r| matches!(r, Request::HighRes { enable: false, .. }))
     );
-    assert_eq!(h.state().high_res, None);
-    let cost = memmon::plot::high_res_cost(Some(100_000.0));
+    assert_eq!(h.state().model.high_res, None);
+    let cost = memmon::panels::plot::high_res_cost(Some(100_000.0));
     assert!(
         cost.contains("+457 ns per page fault") && cost.contains("≈ 4.57 % of a core"),
         "{cost}"
@@ -274,5 +279,5 @@ fn high_resolution_is_off_limits_in_embedded_mode() {
             .any(|r| matches!(r, Request::HighRes { .. })),
         "the switch is disabled without the helper"
     );
-    assert_eq!(h.state().high_res, None);
+    assert_eq!(h.state().model.high_res, None);
 }

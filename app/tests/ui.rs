@@ -27,8 +27,8 @@ fn header_click_sorts_by_that_column_and_toggles() {
         vec![(SortKey::Mmap, false)],
         "a second click reverses"
     );
-    assert_eq!(h.state().settings.sort, SortKey::Mmap);
-    assert!(!h.state().settings.descending);
+    assert_eq!(h.state().model.settings.sort, SortKey::Mmap);
+    assert!(!h.state().model.settings.descending);
 }
 
 #[test]
@@ -37,8 +37,8 @@ fn clicking_a_row_opens_its_plot_and_asks_for_history() {
     let _ = f.requests.try_iter().count();
     h.get_by_label("Xorg").click();
     h.run();
-    assert_eq!(h.state().selected, Some((7, 1007)));
-    assert!(h.state().plot_open);
+    assert_eq!(h.state().model.selected, Some((7, 1007)));
+    assert!(h.state().model.plot_open);
     assert!(
         f.requests.try_iter().any(|r| r
             == Request::History {
@@ -53,16 +53,22 @@ fn clicking_a_row_opens_its_plot_and_asks_for_history() {
 #[test]
 fn the_filter_narrows_rows_by_name_or_pid() {
     let (mut h, _f) = harness(sample_rows(), Origin::Helper);
-    h.state_mut().filter = "fire".into();
+    h.state_mut().model.filter = "fire".into();
     h.run();
-    assert_eq!(h.state().visible_rows().len(), 1);
+    assert_eq!(h.state().model.visible_rows().len(), 1);
     assert!(
         h.query_by_label("Xorg").is_none(),
         "filtered-out rows are not drawn"
     );
-    h.state_mut().filter = "9".into();
+    h.state_mut().model.filter = "9".into();
     h.run();
-    let pids: Vec<u32> = h.state().visible_rows().iter().map(|r| r.pid).collect();
+    let pids: Vec<u32> = h
+        .state()
+        .model
+        .visible_rows()
+        .iter()
+        .map(|r| r.pid)
+        .collect();
     assert_eq!(pids, vec![99]);
 }
 
@@ -71,20 +77,20 @@ fn keyboard_moves_the_selection_and_enter_opens_the_plot() {
     let (mut h, _f) = harness(sample_rows(), Origin::Helper);
     h.key_press(egui::Key::ArrowDown);
     h.run();
-    assert_eq!(h.state().selected, Some((42, 1042)));
+    assert_eq!(h.state().model.selected, Some((42, 1042)));
     h.key_press(egui::Key::ArrowDown);
     h.run();
-    assert_eq!(h.state().selected, Some((7, 1007)));
+    assert_eq!(h.state().model.selected, Some((7, 1007)));
     h.key_press(egui::Key::End);
     h.run();
-    assert_eq!(h.state().selected, Some((99, 1099)));
+    assert_eq!(h.state().model.selected, Some((99, 1099)));
     h.key_press(egui::Key::Home);
     h.run();
-    assert_eq!(h.state().selected, Some((42, 1042)));
-    assert!(!h.state().plot_open);
+    assert_eq!(h.state().model.selected, Some((42, 1042)));
+    assert!(!h.state().model.plot_open);
     h.key_press(egui::Key::Enter);
     h.run();
-    assert!(h.state().plot_open);
+    assert!(h.state().model.plot_open);
 }
 
 #[test]
@@ -102,9 +108,9 @@ fn the_selection_survives_a_refresh_in_which_rows_move() {
         })
         .expect("send");
     h.run();
-    assert_eq!(h.state().selected, Some((99, 1099)));
+    assert_eq!(h.state().model.selected, Some((99, 1099)));
     assert_eq!(
-        h.state().visible_rows()[0].pid,
+        h.state().model.visible_rows()[0].pid,
         5,
         "the refresh was applied"
     );
@@ -124,10 +130,10 @@ fn empty_and_huge_snapshots_do_not_panic() {
         })
         .expect("send");
     h.run();
-    assert_eq!(h.state().visible_rows().len(), 10_000);
+    assert_eq!(h.state().model.visible_rows().len(), 10_000);
     h.key_press(egui::Key::End);
     h.run();
-    assert_eq!(h.state().selected, Some((10_000, 11_000)));
+    assert_eq!(h.state().model.selected, Some((10_000, 11_000)));
 }
 
 #[test]
@@ -211,7 +217,7 @@ fn the_interval_selector_asks_the_source() {
     h.run();
     h.get_by_label("2.0 s").click();
     h.run();
-    assert_eq!(h.state().settings.interval_ms, 2000);
+    assert_eq!(h.state().model.settings.interval_ms, 2000);
     assert!(
         f.requests
             .try_iter()
@@ -230,9 +236,9 @@ fn two_processes_can_be_pinned_and_compared() {
     h.run();
     h.get_by_label("Pin").click();
     h.run();
-    assert_eq!(h.state().pinned, vec![(7, 1007), (42, 1042)]);
+    assert_eq!(h.state().model.pinned, vec![(7, 1007), (42, 1042)]);
     assert_eq!(
-        h.state().settings.pinned_names,
+        h.state().model.settings.pinned_names,
         vec!["Xorg".to_owned(), "firefox".to_owned()]
     );
     // Both histories are asked for on every refresh.
@@ -253,5 +259,5 @@ fn two_processes_can_be_pinned_and_compared() {
     }
     h.get_by_label("Unpin").click();
     h.run();
-    assert_eq!(h.state().pinned, vec![(7, 1007)]);
+    assert_eq!(h.state().model.pinned, vec![(7, 1007)]);
 }

@@ -6,7 +6,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use egui_kittest::Harness;
 use memmon::{
-    app::{MemmonApp, Settings},
+    app::MemmonApp,
+    settings::Settings,
     source::{Origin, Request, Update},
 };
 use memmon_common::snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SortKey, SystemMemory};

@@ -1,0 +1,72 @@
+//! What the user asked for during a frame. Panels only push [`Command`]s; the app applies them
+//! after the frame, in one place (`MemmonApp::apply_commands`), so nothing a panel draws has
+//! side effects.
+
+use std::path::PathBuf;
+
+use memmon_common::snapshot::SortKey;
+
+use crate::{model::ProcessKey, settings::SystemMetric};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Sort by this column (a second time: reverse).
+    Sort(SortKey),
+    /// A click on a process: select it and open its plot.
+    Select(ProcessKey),
+    /// Keyboard navigation: select it; an open plot follows at once.
+    MoveSelection(ProcessKey),
+    OpenPlot,
+    ClosePlot,
+    Interval(u64),
+    Filter(String),
+    /// Pin or unpin a process (by key, and its name to re-pin it next time).
+    TogglePin(ProcessKey, String),
+    SystemMetric(SystemMetric),
+    /// The plot panel's new share of the window (the user dragged the split).
+    PlotSplit(f32),
+    /// Read PSS/USS of a process now.
+    MeasureDetail(ProcessKey),
+    /// Watch every RSS change of a process (true) or stop (false).
+    HighRes(ProcessKey, bool),
+    /// Ask for the helper again, interactively (the banner's "Try again").
+    RetryHelper,
+    ShowOomKills,
+    /// Write a file; `None` picks a timestamped name in the Pictures folder.
+    Export(Export, Option<PathBuf>),
+    /// `--screenshot PATH`: save the window, print what it shows, then close.
+    ScreenshotThenQuit(PathBuf),
+    Quit,
+}
+
+/// Everything the app can write to a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Export {
+    /// A PNG of the whole window.
+    WindowPng,
+    /// A PNG of the process plot's area.
+    PlotPng,
+    /// The grid's rows (after the filter) as CSV.
+    GridCsv,
+    /// The snapshot with the grid's rows, as JSON (the schema of `memmon-helper snapshot --json`).
+    GridJson,
+    /// The selected and pinned processes' histories as CSV.
+    SeriesCsv,
+}
+
+impl Export {
+    /// The end of the default file name.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Export::WindowPng => "png",
+            Export::PlotPng => "plot.png",
+            Export::GridCsv => "grid.csv",
+            Export::GridJson => "grid.json",
+            Export::SeriesCsv => "series.csv",
+        }
+    }
+
+    pub fn is_picture(self) -> bool {
+        matches!(self, Export::WindowPng | Export::PlotPng)
+    }
+}

@@ -1,0 +1,392 @@
+//! The app's data: the latest snapshot and where it came from, the histories and readings
+//! received, the selection and the pins, and the settings. [`Model::apply`] eats what the source
+//! thread sends; the other methods change the selection or settings. Every method that needs
+//! something from the source returns the [`Request`]s to send — the model never sends, draws or
+//! writes files itself, so plain unit tests can drive it.
+
+use std::collections::HashMap;
+
+use memmon_common::{
+    diagnostics::{MemoryDetail, SystemSample},
+    series::HistorySeries,
+    snapshot::{Mode, ProcessRow, Snapshot, SortKey},
+};
+use memmon_helper::history::MAX_SYSTEM_SAMPLES;
+
+use crate::{
+    settings::Settings,
+    source::{Origin, Request, Update},
+};
+
+/// A process as the app tracks it: PID and start time, so a reused PID is another process.
+pub type ProcessKey = (u32, u64);
+
+pub fn key_of(row: &ProcessRow) -> ProcessKey {
+    (row.pid, row.start_time)
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub settings: Settings,
+    pub snapshot: Option<Snapshot>,
+    pub origin: Option<Origin>,
+    /// The source's last complaint, until the next snapshot.
+    pub problem: Option<String>,
+    /// The grid's filter: a name part or a PID prefix.
+    pub filter: String,
+    /// The selected process (survives refreshes and row moves).
+    pub selected: Option<ProcessKey>,
+    pub plot_open: bool,
+    /// Processes drawn in the plot next to the selected one.
+    pub pinned: Vec<ProcessKey>,
+    pub histories: HashMap<ProcessKey, HistorySeries>,
+    /// Memory pressure, swap and faults over time (oldest first, bounded).
+    pub system_history: Vec<SystemSample>,
+    /// On-demand PSS/USS readings.
+    pub details: HashMap<ProcessKey, MemoryDetail>,
+    pub detail_error: Option<String>,
+    /// The process the user switched high resolution on for.
+    pub high_res: Option<ProcessKey>,
+    /// The last export's outcome, for the status bar.
+    pub status_message: Option<String>,
+    /// `--select PID`: selected as soon as a snapshot lists it.
+    select_when_seen: Option<u32>,
+}
+
+impl Model {
+    pub fn new(settings: Settings) -> Model {
+        Model {
+            settings,
+            ..Default::default()
+        }
+    }
+
+    /// What the source must know before its first tick (the saved sort and interval).
+    pub fn initial_requests(&self) -> Vec<Request> {
+        vec![
+            self.view_request(),
+            Request::Interval(std::time::Duration::from_millis(self.settings.interval_ms)),
+        ]
+    }
+
+    /// Selects `pid` (and opens its plot) once a snapshot lists it.
+    pub fn select_pid_when_seen(&mut self, pid: u32) {
+        self.select_when_seen = Some(pid);
+    }
+
+    /// Takes one update from the source; returns what to ask the source next.
+    pub fn apply(&mut self, update: Update) -> Vec<Request> {
+        match update {
+            Update::Snapshot { snapshot, origin } => {
+                let mut requests = Vec::new();
+                if let Some(pid) = self.select_when_seen
+                    && let Some(row) = snapshot.processes.iter().find(|r| r.pid == pid)
+                {
+                    self.select_when_seen = None;
+                    self.selected = Some(key_of(row));
+                    self.plot_open = true;
+                }
+                self.repin(&snapshot);
+                self.snapshot = Some(*snapshot);
+                self.origin = Some(origin);
+                self.problem = None;
+                // Keep the plot of the selected and the pinned processes current.
+                requests.extend(self.plot_requests());
+                requests
+            }
+            Update::SystemHistory(samples) => {
+                let last = self.system_history.last().map_or(0, |s| s.unix_ms);
+                self.system_history
+                    .extend(samples.into_iter().filter(|s| s.unix_ms > last));
+                let excess = self.system_history.len().saturating_sub(MAX_SYSTEM_SAMPLES);
+                self.system_history.drain(..excess);
+                Vec::new()
+            }
+            Update::Detail(Ok(detail)) => {
+                self.detail_error = None;
+                self.details.insert((detail.pid, detail.start_time), detail);
+                Vec::new()
+            }
+            Update::Detail(Err(e)) => {
+                self.detail_error = Some(e);
+                Vec::new()
+            }
+            Update::History(series) => {
+                let key = (series.pid, series.start_time);
+                let merged = match self.histories.remove(&key) {
+                    Some(old) => merge_history(old, series),
+                    None => series,
+                };
+                self.histories.insert(key, merged);
+                Vec::new()
+            }
+            Update::Problem(p) => {
+                self.problem = Some(p);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Pins again, by name, the processes pinned in an earlier run (or before a restart).
+    fn repin(&mut self, snapshot: &Snapshot) {
+        for name in &self.settings.pinned_names {
+            let already = self
+                .pinned
+                .iter()
+                .any(|p| self.histories.get(p).is_some_and(|h| &h.name == name));
+            if let Some(row) = snapshot.processes.iter().find(|r| &r.name == name)
+                && !already
+                && !self.pinned.contains(&key_of(row))
+            {
+                self.pinned.push(key_of(row));
+            }
+        }
+    }
+
+    /// The histories the open plot draws (selected and pinned) and the system samples it lacks.
+    pub fn plot_requests(&self) -> Vec<Request> {
+        let selected = self.selected.filter(|_| self.plot_open);
+        let mut requests: Vec<Request> = selected
+            .iter()
+            .chain(self.pinned.iter())
+            .map(|&(pid, start_time)| Request::History { pid, start_time })
+            .collect();
+        if selected.is_some() {
+            let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
+            requests.push(Request::SystemHistory { since_unix_ms });
+        }
+        requests
+    }
+
+    /// Selects a process; `open_plot` also opens the plot. An open plot asks for the new
+    /// process's history at once, not at the next tick.
+    pub fn select(&mut self, key: ProcessKey, open_plot: bool) -> Vec<Request> {
+        let changed = self.selected != Some(key) || (open_plot && !self.plot_open);
+        self.selected = Some(key);
+        self.plot_open |= open_plot;
+        if !changed || !self.plot_open {
+            return Vec::new();
+        }
+        let (pid, start_time) = key;
+        let mut requests = vec![Request::History { pid, start_time }];
+        let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
+        requests.push(Request::SystemHistory { since_unix_ms });
+        requests
+    }
+
+    pub fn open_plot(&mut self) -> Vec<Request> {
+        match self.selected {
+            Some(key) => self.select(key, true),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn close_plot(&mut self) {
+        self.plot_open = false;
+    }
+
+    /// The same column again reverses the order; names and PIDs read naturally A→Z and
+    /// low→high, sizes largest first.
+    pub fn sort_by(&mut self, key: SortKey) -> Request {
+        if self.settings.sort == key {
+            self.settings.descending = !self.settings.descending;
+        } else {
+            self.settings.sort = key;
+            self.settings.descending = !matches!(key, SortKey::Name | SortKey::Pid);
+        }
+        self.view_request()
+    }
+
+    fn view_request(&self) -> Request {
+        Request::View {
+            key: self.settings.sort,
+            descending: self.settings.descending,
+        }
+    }
+
+    pub fn set_interval(&mut self, ms: u64) -> Request {
+        self.settings.interval_ms = ms;
+        Request::Interval(std::time::Duration::from_millis(ms))
+    }
+
+    pub fn toggle_pin(&mut self, key: ProcessKey, name: String) -> Vec<Request> {
+        if let Some(i) = self.pinned.iter().position(|&p| p == key) {
+            self.pinned.remove(i);
+            self.settings.pinned_names.retain(|n| n != &name);
+            return Vec::new();
+        }
+        self.pinned.push(key);
+        if !self.settings.pinned_names.contains(&name) {
+            self.settings.pinned_names.push(name);
+        }
+        let (pid, start_time) = key;
+        vec![Request::History { pid, start_time }]
+    }
+
+    pub fn measure_detail(&mut self, (pid, start_time): ProcessKey) -> Request {
+        self.detail_error = None;
+        Request::Detail { pid, start_time }
+    }
+
+    pub fn set_high_res(&mut self, key: ProcessKey, enable: bool) -> Request {
+        self.high_res = enable.then_some(key);
+        let (pid, start_time) = key;
+        Request::HighRes {
+            pid,
+            start_time,
+            enable,
+        }
+    }
+
+    pub fn retry_helper(&mut self) -> Request {
+        self.problem = None;
+        Request::RetryHelper
+    }
+
+    // ---- queries ----
+
+    /// Rows after the filter, in the order the source sent them.
+    pub fn visible_rows(&self) -> Vec<&ProcessRow> {
+        let Some(snapshot) = &self.snapshot else {
+            return Vec::new();
+        };
+        let needle = self.filter.trim().to_lowercase();
+        snapshot
+            .processes
+            .iter()
+            .filter(|r| {
+                needle.is_empty()
+                    || r.name.to_lowercase().contains(&needle)
+                    || r.pid.to_string().starts_with(&needle)
+            })
+            .collect()
+    }
+
+    /// The row of a process in the current snapshot.
+    pub fn row(&self, key: ProcessKey) -> Option<&ProcessRow> {
+        self.snapshot
+            .as_ref()?
+            .processes
+            .iter()
+            .find(|r| key_of(r) == key)
+    }
+
+    /// A process's name, from its history or its row.
+    pub fn name_of(&self, key: ProcessKey) -> String {
+        self.histories
+            .get(&key)
+            .map(|s| s.name.clone())
+            .or_else(|| self.row(key).map(|r| r.name.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Whether the plot panel is shown.
+    pub fn plot_shown(&self) -> bool {
+        self.plot_open && self.selected.is_some()
+    }
+
+    /// "Full", "/proc only", "Embedded", "Helper unavailable" or "Starting…".
+    pub fn mode_label(&self) -> String {
+        match (&self.origin, &self.snapshot) {
+            (Some(Origin::Helper), Some(s)) => s.mode.label().to_owned(),
+            (Some(Origin::Embedded { .. }), _) => Mode::Embedded.label().to_owned(),
+            (Some(Origin::Unavailable { .. }), _) => "Helper unavailable".to_owned(),
+            _ => "Starting…".to_owned(),
+        }
+    }
+
+    /// The helper with eBPF: what high resolution needs.
+    pub fn is_full(&self) -> bool {
+        self.origin == Some(Origin::Helper)
+            && self.snapshot.as_ref().is_some_and(|s| s.mode == Mode::Full)
+    }
+
+    /// False in Embedded mode, where the allocation columns could only ever show "—".
+    pub fn allocation_columns_shown(&self) -> bool {
+        !matches!(self.origin, Some(Origin::Embedded { .. }))
+    }
+
+    /// What the banner says: the source's problem, or which mode is active and why.
+    pub fn banner_text(&self) -> Option<String> {
+        if let Some(p) = &self.problem {
+            return Some(p.clone());
+        }
+        match (&self.origin, &self.snapshot) {
+            (Some(Origin::Embedded { why, .. }), _) => Some(format!(
+                "Embedded mode: reading /proc as you, without allocation tracking, because {why}. \
+                 Install and authorise memmon-helper for Full mode (it adds the net mapped, \
+                 mmap, munmap and brk columns, hidden until then)."
+            )),
+            (Some(Origin::Unavailable { why }), _) => {
+                Some(format!("The helper cannot be used: {why}"))
+            }
+            (Some(Origin::Helper), Some(s)) if s.mode == Mode::ProcOnly => Some(format!(
+                "/proc-only mode: {}",
+                s.mode_reason.as_deref().unwrap_or("eBPF is unavailable")
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether the banner offers "Try again".
+    pub fn can_retry(&self) -> bool {
+        matches!(
+            &self.origin,
+            Some(Origin::Embedded {
+                can_retry: true,
+                ..
+            }) | Some(Origin::Unavailable { .. })
+        )
+    }
+
+    /// The histories an export of the plotted series writes: selected first, then pinned.
+    pub fn plotted_series(&self) -> Vec<&HistorySeries> {
+        let mut seen: Vec<ProcessKey> = Vec::new();
+        self.selected
+            .iter()
+            .chain(self.pinned.iter())
+            .filter(|&&k| {
+                let new = !seen.contains(&k);
+                seen.push(k);
+                new
+            })
+            .filter_map(|k| self.histories.get(k))
+            .collect()
+    }
+
+    /// What a `--screenshot` picture shows (tests and documentation read this line).
+    pub fn summary(&self) -> String {
+        let rows = self.visible_rows();
+        format!(
+            "mode: {}, {} rows, {} with allocation data",
+            self.mode_label(),
+            rows.len(),
+            rows.iter().filter(|r| r.alloc.is_some()).count()
+        )
+    }
+}
+
+/// A newer history of the same process, keeping what only the older one has: after the helper
+/// restarts, its history begins anew, and the plot must not lose what was already drawn.
+pub fn merge_history(old: HistorySeries, mut new: HistorySeries) -> HistorySeries {
+    let first_new = new.samples.first().map_or(u64::MAX, |s| s.unix_ms);
+    let mut samples: Vec<_> = old
+        .samples
+        .into_iter()
+        .filter(|s| s.unix_ms < first_new)
+        .collect();
+    samples.append(&mut new.samples);
+    new.samples = samples;
+    let first_spike = new.spikes.first().map_or(u64::MAX, |s| s.unix_ms);
+    let mut spikes: Vec<_> = old
+        .spikes
+        .into_iter()
+        .filter(|s| s.unix_ms < first_spike)
+        .collect();
+    spikes.append(&mut new.spikes);
+    new.spikes = spikes;
+    new
+}
+
+#[cfg(test)]
+mod tests;
