@@ -40,8 +40,8 @@ pub struct MemmonApp {
     /// For `MEMMON_TRACE_STARTUP=1`: when the process started (set by `main`).
     pub launched: std::time::Instant,
     frames_with_data: u32,
-    /// The plot panel's height in the last frame (to notice the user dragging the split).
-    plot_height: Option<f32>,
+    /// The plot panel's bounds and height in the last frame: (available, min, max, height).
+    plot_layout: Option<(f32, f32, f32, f32)>,
 }
 
 impl MemmonApp {
@@ -67,7 +67,7 @@ impl MemmonApp {
             screenshot_then_quit: None,
             launched: std::time::Instant::now(),
             frames_with_data: 0,
-            plot_height: None,
+            plot_layout: None,
         }
     }
 
@@ -132,19 +132,19 @@ impl MemmonApp {
                 .min_size(min)
                 .max_size(max)
                 .show(ui, |ui| self.plot.ui(ui, model, commands));
-            let height = panel.response.rect.height();
-            let dragging = ui.input(|i| i.pointer.primary_down());
-            if dragging
-                && self
-                    .plot_height
-                    .is_some_and(|last| (last - height).abs() > 0.5)
+            // The user moved the split (by pointer or assistive technology) when the panel's
+            // size changed while its bounds did not; remember that share of the window.
+            let now = (available, min, max, panel.response.rect.height());
+            if let Some((a, lo, hi, height)) = self.plot_layout
+                && (a, lo, hi) == (now.0, now.1, now.2)
+                && (height - now.3).abs() > 0.5
                 && available > 0.0
             {
-                commands.push(Command::PlotSplit(height / available));
+                commands.push(Command::PlotSplit(now.3 / available));
             }
-            self.plot_height = Some(height);
+            self.plot_layout = Some(now);
         } else {
-            self.plot_height = None;
+            self.plot_layout = None;
         }
         egui::CentralPanel::default().show(ui, |ui| self.grid.ui(ui, model, commands));
         self.oom.ui(ui, model, commands);

@@ -26,6 +26,26 @@ struct Cli {
     /// Select this PID (and open its plot) at start.
     #[arg(long, value_name = "PID")]
     select: Option<u32>,
+    /// Colours: follow the desktop's light or dark preference, or force one.
+    #[arg(long, value_enum, default_value = "system")]
+    theme: Theme,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Theme {
+    System,
+    Light,
+    Dark,
+}
+
+impl From<Theme> for egui::ThemePreference {
+    fn from(theme: Theme) -> Self {
+        match theme {
+            Theme::System => egui::ThemePreference::System,
+            Theme::Light => egui::ThemePreference::Light,
+            Theme::Dark => egui::ThemePreference::Dark,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         "io.github.memmon.MemoryMonitor",
         options,
         Box::new(move |cc| {
+            cc.egui_ctx.set_theme(cli.theme);
             let settings: Settings = if cli.screenshot.is_some() {
                 Settings::default()
             } else {

@@ -202,7 +202,9 @@ fn grid_and_series_exports_parse_back_to_the_same_numbers() {
     assert_eq!(records[0][3].parse::<u64>(), Ok(1_795_000_000_000));
     assert_eq!(records[0][6].parse::<u64>(), Ok(516_000));
     assert!(
-        h.state().model.status_message
+        h.state()
+            .model
+            .status_message
             .as_deref()
             .is_some_and(|m| m.starts_with("Saved ")),
         "{:?}",
@@ -216,7 +218,9 @@ fn grid_and_series_exports_parse_back_to_the_same_numbers() {
         Some(dir.join("no-such-dir").join("grid.csv")),
     );
     assert!(
-        h.state().model.status_message
+        h.state()
+            .model
+            .status_message
             .as_deref()
             .is_some_and(|m| m.starts_with("Could not save")),
         "{:?}",

@@ -51,10 +51,21 @@ fn start_xvfb() -> Option<(Xvfb, String)> {
 
 /// Runs the real `memmon --source embedded --screenshot PATH` on `display`, with a private home.
 fn screenshot(display: &str, label: &str, png: &std::path::Path) -> std::process::Output {
+    screenshot_with(display, label, png, &[])
+}
+
+fn screenshot_with(
+    display: &str,
+    label: &str,
+    png: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
     let dir = std::env::temp_dir().join(format!("memmon-window-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out = Command::new(env!("CARGO_BIN_EXE_memmon"))
-        .args(["--source", "embedded", "--screenshot"])
+        .args(["--source", "embedded"])
+        .args(args)
+        .arg("--screenshot")
         .arg(png)
         .env("DISPLAY", display)
         .env_remove("WAYLAND_DISPLAY")
@@ -109,4 +120,54 @@ fn an_unwritable_export_folder_gives_a_message_not_a_crash() {
         stderr.contains("Could not save /nonexistent-folder/window.png"),
         "{stderr}"
     );
+}
+
+/// Relative luminance (0 black … 1 white) of a pixel.
+fn luminance(p: &image::Rgba<u8>) -> f64 {
+    let [r, g, b, _] = p.0.map(f64::from);
+    (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255.0
+}
+
+#[test]
+fn light_and_dark_themes_both_render_readably() {
+    let Some((_xvfb, display)) = start_xvfb() else {
+        return;
+    };
+    for (theme, light) in [("light", true), ("dark", false)] {
+        let png =
+            std::env::temp_dir().join(format!("memmon-theme-{theme}-{}.png", std::process::id()));
+        let out = screenshot_with(&display, theme, &png, &["--theme", theme]);
+        assert!(
+            out.status.success(),
+            "memmon --theme {theme} failed: {out:?}"
+        );
+        let image = image::open(&png).expect("a readable PNG").to_rgba8();
+        let _ = std::fs::remove_file(&png);
+        let mut levels: Vec<f64> = image.pixels().map(luminance).collect();
+        levels.sort_by(f64::total_cmp);
+        // The background is the most common level: the median of a mostly empty window.
+        let background = levels[levels.len() / 2];
+        if light {
+            assert!(
+                background > 0.8,
+                "{theme}: background luminance {background:.2}"
+            );
+        } else {
+            assert!(
+                background < 0.2,
+                "{theme}: background luminance {background:.2}"
+            );
+        }
+        // Text: enough pixels far from the background (readable contrast).
+        let contrasting = levels
+            .iter()
+            .filter(|&&l| (l - background).abs() > 0.45)
+            .count();
+        let share = contrasting as f64 / levels.len() as f64;
+        assert!(
+            share > 0.01,
+            "{theme}: only {:.2} % of the pixels stand out from the background",
+            share * 100.0
+        );
+    }
 }

@@ -81,6 +81,9 @@ pub fn mib_tick(mib: f64) -> String {
 
 impl PlotPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, model: &Model, commands: &mut Vec<Command>) {
+        // Fill the panel even while the history loads: a resizable panel keeps the size its
+        // contents used, and would shrink to its minimum.
+        ui.set_min_height(ui.available_height());
         let Some(key) = model.selected else {
             return;
         };
@@ -241,8 +244,12 @@ fn process_plot_ui(
         .flat_map(|s| &s.oom_kills)
         .map(|k| k.unix_ms as f64 / 1000.0)
         .collect();
+    // At least the last minute: one sample's instant would repeat one clock time on every tick.
+    let last_seen = series.last_seen_unix_ms as f64 / 1000.0;
     egui_plot::Plot::new(("history", key.0, key.1))
         .height(height)
+        .include_x(last_seen - 60.0)
+        .include_x(last_seen)
         .link_axis(link, [true, false])
         .legend(egui_plot::Legend::default())
         .include_y(0.0)

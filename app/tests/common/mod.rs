@@ -56,9 +56,18 @@ pub fn snapshot(rows: Vec<ProcessRow>) -> Box<Snapshot> {
 }
 
 pub fn harness(rows: Vec<ProcessRow>, origin: Origin) -> (Harness<'static, MemmonApp>, Fixture) {
+    harness_with(Settings::default(), rows, origin)
+}
+
+/// The fixture with saved settings (as if from an earlier run).
+pub fn harness_with(
+    settings: Settings,
+    rows: Vec<ProcessRow>,
+    origin: Origin,
+) -> (Harness<'static, MemmonApp>, Fixture) {
     let (update_tx, update_rx) = mpsc::channel();
     let (request_tx, request_rx) = mpsc::channel();
-    let app = MemmonApp::new(Settings::default(), update_rx, request_tx);
+    let app = MemmonApp::new(settings, update_rx, request_tx);
     update_tx
         .send(Update::Snapshot {
             snapshot: snapshot(rows),
