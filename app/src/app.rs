@@ -187,6 +187,10 @@ impl MemmonApp {
     /// requests go to the source, files are written and the window is told what to do.
     pub fn apply_commands(&mut self, ctx: &egui::Context) {
         let mut requests = std::mem::take(&mut self.outbox);
+        if !self.commands.is_empty() {
+            // The frame was drawn before the change: show its result (user actions only).
+            ctx.request_repaint();
+        }
         let model = &mut self.model;
         for command in std::mem::take(&mut self.commands) {
             match command {

@@ -267,3 +267,20 @@ fn embedded_mode_leaves_out_the_columns_it_cannot_fill_and_says_so() {
         h.get_by_label(title);
     }
 }
+
+#[test]
+fn ctrl_f_focuses_the_filter_and_typing_narrows_the_grid() {
+    let (mut h, _f) = harness(sample_rows(), Origin::Helper);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
+    h.run();
+    let filter = h.get_by_role(egui::accesskit::Role::TextInput);
+    assert!(filter.is_focused());
+    filter.type_text("fire");
+    h.run();
+    assert_eq!(h.state().model.filter, "fire");
+    assert!(
+        h.query_by_label("Xorg").is_none(),
+        "the grid follows at once"
+    );
+    h.get_by_label("firefox");
+}
