@@ -14,11 +14,30 @@
 //!   detail-burst PID N         N concurrent GetMemoryDetail calls
 //!   stalled-reader             asks for 1,000-row snapshots and never reads the replies
 //!   info-latency N P99_MS      N GetInfo calls; p99 under P99_MS
-use std::{collections::BTreeMap, time::Duration};
+//!
+//! and the payload checks, through the typed client and the project's serde types:
+//!   exact-counts WORKLOAD      a child doing 40 mmaps, 15 munmaps and 9 failed mmaps: exact
+//!                              eBPF deltas in two Full-mode snapshots
+//!   history PID                history from before this client asked; none for a stale start
+//!   system-history             samples with pressure and rates; only newer ones when asked
+//!   detail PID                 PSS <= RSS, USS <= PSS, one walk per 5 s, stale start refused
+//!   high-res PID               the process's rows carry high-resolution data while watched
+//!   sort-keys                  every column of the table ranks all processes, in order
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, Write as _},
+    time::Duration,
+};
 
 use anyhow::Context as _;
-use memmon_common::diagnostics::MemoryDetail;
-use memmon_helper::dbus::{BUS_NAME, INTERFACE, OBJECT_PATH};
+use memmon_common::{
+    diagnostics::MemoryDetail,
+    snapshot::{Mode, SortKey, unix_ms_now},
+};
+use memmon_helper::{
+    client::{ClientError, HelperClient},
+    dbus::{BUS_NAME, INTERFACE, OBJECT_PATH},
+};
 use tokio::time::Instant;
 use zbus::{Connection, Proxy, proxy::MethodFlags};
 
@@ -73,6 +92,12 @@ async fn main() -> anyhow::Result<()> {
         "detail-burst" => detail_burst(arg(1)? as u32, arg(2)? as usize).await?,
         "stalled-reader" => stalled_reader().await?,
         "info-latency" => info_latency(arg(1)? as usize, arg(2)?).await?,
+        "exact-counts" => exact_counts(args.get(1).context("the workload binary")?).await?,
+        "history" => history(arg(1)? as u32).await?,
+        "system-history" => system_history().await?,
+        "detail" => detail(arg(1)? as u32).await?,
+        "high-res" => high_res(arg(1)? as u32).await?,
+        "sort-keys" => sort_keys().await?,
         other => anyhow::bail!("unknown scenario {other:?}"),
     };
     std::process::exit(if ok { 0 } else { 1 });
@@ -334,4 +359,148 @@ async fn info_latency(n: usize, p99_ms: u64) -> anyhow::Result<bool> {
             p99.as_millis()
         ),
     ))
+}
+
+async fn exact_counts(workload: &str) -> anyhow::Result<bool> {
+    let client = HelperClient::connect().await?;
+    let mut child = std::process::Command::new(workload)
+        .args(["exact", "--mmaps", "40", "--size", "10000", "--munmaps", "15"])
+        .args(["--failed-mmaps", "9"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the workload")?;
+    let pid = child.id();
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let mut line = || lines.next().transpose().ok().flatten().unwrap_or_default();
+    anyhow::ensure!(line() == "ready", "the workload did not get ready");
+    let counts = |s: &memmon_common::snapshot::Snapshot| {
+        s.processes
+            .iter()
+            .find(|r| r.pid == pid)
+            .and_then(|r| r.alloc)
+            .map(|a| (a.mmap_count, a.munmap_count, a.total_allocated))
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = client.snapshot(SortKey::Pid, true, 1000).await?;
+    writeln!(stdin, "go")?;
+    let _done = line();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let after = client.snapshot(SortKey::Pid, true, 1000).await?;
+    drop(stdin);
+    let _ = child.wait();
+    let mut all = report(after.mode == Mode::Full, "a granted user gets a Full-mode snapshot");
+    let delta = match (counts(&before), counts(&after)) {
+        (Some(b), Some(a)) => Some((a.0 - b.0, a.1 - b.1, a.2 - b.2)),
+        _ => None,
+    };
+    all &= report(
+        delta == Some((40, 15, 40 * 12_288)),
+        &format!(
+            "its eBPF columns are exact for a driven child: (mmaps, munmaps, bytes) = {delta:?}, \
+             want (40, 15, 491520)"
+        ),
+    );
+    Ok(all)
+}
+
+async fn history(pid: u32) -> anyhow::Result<bool> {
+    let client = HelperClient::connect().await?;
+    let start = start_time(pid)?;
+    let asked = unix_ms_now();
+    let series = client.history(pid, start).await?;
+    let first = series.samples.first().map(|s| s.unix_ms);
+    let mut all = report(
+        series.pid == pid && first.is_some_and(|t| t + 500 < asked),
+        &format!("history of {pid} starts before this client asked (first sample {first:?}, asked {asked})"),
+    );
+    let stale = client.history(pid, start + 1).await;
+    all &= report(
+        matches!(stale, Err(ClientError::InvalidArgument(_))),
+        "the same PID with another start time gets no history",
+    );
+    Ok(all)
+}
+
+async fn system_history() -> anyhow::Result<bool> {
+    let client = HelperClient::connect().await?;
+    let samples = client.system_history(0).await?;
+    let last = samples.last();
+    let mut all = report(
+        samples.len() >= 2
+            && last.is_some_and(|s| {
+                s.used_kb > 0
+                    && s.pressure.some_avg10.is_some()
+                    && s.pressure.faults_per_s >= 0.0
+            }),
+        &format!("system history has samples with pressure and fault rates ({})", samples.len()),
+    );
+    if let Some(last) = last {
+        let newer = client.system_history(last.unix_ms).await?;
+        all &= report(
+            newer.iter().all(|s| s.unix_ms > last.unix_ms),
+            "... and only newer samples when asked since the last one",
+        );
+    }
+    Ok(all)
+}
+
+async fn detail(pid: u32) -> anyhow::Result<bool> {
+    let client = HelperClient::connect().await?;
+    let start = start_time(pid)?;
+    let d = client.memory_detail(pid, start, false).await?;
+    let mut all = report(
+        d.pid == pid && 0 < d.pss_kb && d.pss_kb <= d.rss_kb && 0 < d.uss_kb && d.uss_kb <= d.pss_kb,
+        &format!("PSS/USS of {pid}: rss {} pss {} uss {}", d.rss_kb, d.pss_kb, d.uss_kb),
+    );
+    let again = client.memory_detail(pid, start, false).await?;
+    all &= report(
+        again.measured_unix_ms == d.measured_unix_ms,
+        "... read at most once per 5 s (a second call gets the same reading)",
+    );
+    let stale = client.memory_detail(pid, start + 1, false).await;
+    all &= report(
+        matches!(stale, Err(ClientError::InvalidArgument(_))),
+        "... InvalidArgument for a stale start time",
+    );
+    Ok(all)
+}
+
+async fn high_res(pid: u32) -> anyhow::Result<bool> {
+    let client = HelperClient::connect().await?;
+    let start = start_time(pid)?;
+    client.set_high_resolution(pid, start, true, false).await?;
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut seen = false;
+    while !seen && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = client.snapshot(SortKey::Pid, true, 1000).await?;
+        seen = s.processes.iter().any(|r| r.pid == pid && r.high_res.is_some());
+    }
+    client.set_high_resolution(pid, start, false, false).await?;
+    Ok(report(seen, &format!("rows of {pid} carry high-resolution data while it is watched")))
+}
+
+async fn sort_keys() -> anyhow::Result<bool> {
+    let client = HelperClient::connect().await?;
+    let mut all = true;
+    for key in SortKey::ALL {
+        for descending in [true, false] {
+            let s = client.snapshot(key, descending, 50).await?;
+            let rows = &s.processes;
+            let ordered = rows
+                .windows(2)
+                .all(|w| key.order(descending, &w[0], &w[1]) != std::cmp::Ordering::Greater);
+            all &= report(
+                !rows.is_empty() && rows.len() <= 50 && ordered,
+                &format!(
+                    "snapshot by {key} {}: {} rows in order",
+                    if descending { "descending" } else { "ascending" },
+                    rows.len()
+                ),
+            );
+        }
+    }
+    Ok(all)
 }

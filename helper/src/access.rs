@@ -7,7 +7,8 @@
 //!   `auth_admin_keep` loses access).
 //! - At most one check is in flight per connection (other calls of that connection wait for
 //!   its answer), at most [`MAX_CHECKS_PER_UID`] per user and [`MAX_CHECKS_IN_FLIGHT`] in all;
-//!   overload is answered with a retryable `Unavailable`, never with `NotAuthorized`.
+//!   further checks queue for [`QUEUE_WAIT`] at most, in bounded queues. Overload is answered
+//!   with a retryable `Unavailable`, never with `NotAuthorized`.
 //! - Each connection may make [`CALLS_PER_SECOND`] calls a second (bursts of [`CALL_BURST`]).
 //! - A refusal is remembered for [`REFUSAL_KEPT`], so a denied client calling in a loop does
 //!   not become a loop of polkit checks.
@@ -28,6 +29,11 @@ use crate::{
 
 pub const MAX_CHECKS_IN_FLIGHT: usize = 32;
 pub const MAX_CHECKS_PER_UID: usize = 4;
+/// Checks beyond those in flight wait their turn, at most this long and this many (in all and
+/// per uid); beyond that the call is told to retry.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
+pub const MAX_WAITING: usize = 512;
+pub const MAX_WAITING_PER_UID: usize = 64;
 /// Connections tracked at once (authorised or not); each leaves when its name leaves the bus.
 pub const MAX_CONNECTIONS: usize = 4096;
 /// How long a "yes" is trusted before it is asked again (without interaction).
@@ -134,8 +140,8 @@ impl Conn {
 #[derive(Default)]
 struct State {
     conns: HashMap<String, Conn>,
-    in_flight: usize,
-    per_uid: HashMap<u32, usize>,
+    /// Check slots per uid (dropped when no check of that uid runs or waits).
+    per_uid: HashMap<u32, Arc<Limit>>,
     /// Bumped by every polkit `Changed`: grants and refusals of older generations are stale.
     generation: u64,
 }
@@ -144,28 +150,59 @@ pub struct Gate {
     auth: Arc<dyn Authorizer>,
     uids: Arc<dyn UidLookup>,
     state: Mutex<State>,
+    all: Limit,
 }
 
-/// Frees a check's slots however the check ends.
-struct Slots<'a> {
+/// Slots for checks, with a bounded queue of checks waiting for one.
+struct Limit {
+    slots: Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+impl Limit {
+    fn new(slots: usize, max_waiting: usize) -> Limit {
+        Limit {
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting,
+        }
+    }
+
+    /// A slot now, or after waiting in the queue (at most [`QUEUE_WAIT`]), or `Unavailable`.
+    async fn enter(&self, what: &str) -> Result<tokio::sync::OwnedSemaphorePermit, HelperError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, SeqCst);
+            return Err(busy(&format!("too many authorisation checks waiting {what}")));
+        }
+        let acquired =
+            tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.slots).acquire_owned()).await;
+        self.waiting.fetch_sub(1, SeqCst);
+        match acquired {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(busy(&format!("authorisation checks {what} queued too long"))),
+        }
+    }
+
+    fn idle(&self, slots: usize) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.slots.available_permits() == slots && self.waiting.load(SeqCst) == 0
+    }
+}
+
+/// Ends a connection's check however it ends: the calls waiting for it are told.
+struct InFlight<'a> {
     gate: &'a Gate,
     caller: &'a str,
-    uid: Option<u32>,
 }
 
-impl Drop for Slots<'_> {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut st = self.gate.lock();
-        st.in_flight = st.in_flight.saturating_sub(1);
-        if let Some(uid) = self.uid
-            && let Some(n) = st.per_uid.get_mut(&uid)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                st.per_uid.remove(&uid);
-            }
-        }
-        if let Some(c) = st.conns.get_mut(self.caller) {
+        if let Some(c) = self.gate.lock().conns.get_mut(self.caller) {
             c.in_flight = None;
         }
     }
@@ -181,6 +218,7 @@ impl Gate {
             auth,
             uids,
             state: Mutex::new(State::default()),
+            all: Limit::new(MAX_CHECKS_IN_FLIGHT, MAX_WAITING),
         }
     }
 
@@ -266,32 +304,17 @@ impl Gate {
         let (tx, rx) = tokio::sync::watch::channel(None);
         let (generation, known_uid) = {
             let mut st = self.lock();
-            if st.in_flight >= MAX_CHECKS_IN_FLIGHT {
-                return Err(busy("too many authorisation checks in flight"));
-            }
-            st.in_flight += 1;
             let generation = st.generation;
             let conn = st.conns.entry(caller.to_owned()).or_default();
             conn.in_flight = Some((action, rx));
             (generation, conn.uid)
         };
-        let mut slots = Slots {
-            gate: self,
-            caller,
-            uid: None,
-        };
+        let in_flight = InFlight { gate: self, caller };
         let outcome = self
-            .decide(
-                caller,
-                action,
-                interactive,
-                known_uid,
-                generation,
-                &mut slots,
-            )
+            .decide(caller, action, interactive, known_uid, generation)
             .await;
         let _ = tx.send(Some(outcome.clone()));
-        drop(slots);
+        drop(in_flight);
         outcome
     }
 
@@ -302,8 +325,9 @@ impl Gate {
         interactive: bool,
         known_uid: Option<u32>,
         generation: u64,
-        slots: &mut Slots<'_>,
     ) -> Outcome {
+        // The uid first (one lookup per connection at a time), then a slot of that uid, then
+        // one of all: a flooding user holds at most its own few slots of the global ones.
         let uid = match known_uid {
             Some(uid) => uid,
             None => {
@@ -328,18 +352,22 @@ impl Gate {
         if uid == 0 {
             return Ok(Granted { uid });
         }
-        {
-            let mut st = self.lock();
-            let n = st.per_uid.entry(uid).or_default();
-            if *n >= MAX_CHECKS_PER_UID {
-                return Err(busy(&format!(
-                    "too many authorisation checks in flight for uid {uid}"
-                )));
-            }
-            *n += 1;
-        }
-        slots.uid = Some(uid);
-        let result = self.auth.check(caller, action.id(), interactive).await;
+        let limit = Arc::clone(
+            self.lock()
+                .per_uid
+                .entry(uid)
+                .or_insert_with(|| Arc::new(Limit::new(MAX_CHECKS_PER_UID, MAX_WAITING_PER_UID))),
+        );
+        let uid_slot = limit.enter(&format!("for uid {uid}")).await;
+        let asked = match uid_slot {
+            Ok(_uid_slot) => match self.all.enter("in all").await {
+                Ok(_slot) => Ok(self.auth.check(caller, action.id(), interactive).await),
+                Err(busy) => Err(busy),
+            },
+            Err(busy) => Err(busy),
+        };
+        self.forget_idle_limit(uid, &limit);
+        let result = asked?;
         let tag = match &result {
             Ok(Decision::Yes) => "yes",
             Ok(Decision::Challenge) => "auth-required",
@@ -396,6 +424,15 @@ impl Gate {
             }
         }
         outcome
+    }
+
+    /// Drops a uid's slots once nothing of that uid runs or waits (the map stays bounded).
+    fn forget_idle_limit(&self, uid: u32, limit: &Arc<Limit>) {
+        let mut st = self.lock();
+        // Ours plus the map's reference: no other check holds it.
+        if Arc::strong_count(limit) <= 2 && limit.idle(MAX_CHECKS_PER_UID) {
+            st.per_uid.remove(&uid);
+        }
     }
 
     /// Polkit's rules or authorisations changed: every cached answer is asked again.

@@ -102,7 +102,7 @@ impl Tracker {
         let (pidns_dev, pidns_ino) = own_pid_namespace();
         let entries = tracked_processes();
         let mut ebpf = EbpfLoader::new()
-            .set_max_entries(MAP_PROCS, entries)
+            .map_max_entries(MAP_PROCS, entries)
             .override_global(GLOBAL_PAGE_SIZE, &page_size, true)
             .override_global(GLOBAL_EXIT_GROUP_DEAD_OFFSET, &group_dead_offset, true)
             .override_global(GLOBAL_PIDNS_DEV, &pidns_dev, true)
