@@ -171,9 +171,33 @@ async fn fire_and_forget(n: usize, pid: u32) -> anyhow::Result<bool> {
     ))
 }
 
+/// The helper's resident memory (its /proc status is readable by anyone).
+async fn helper_rss_kb(p: &Proxy<'_>) -> anyhow::Result<u64> {
+    let bus = zbus::fdo::DBusProxy::new(p.connection()).await?;
+    let pid = bus
+        .get_connection_unix_process_id(zbus::names::BusName::try_from(BUS_NAME)?)
+        .await?;
+    let status = procfs::process::Process::new(pid as i32)?.status()?;
+    status.vmrss.context("no VmRSS")
+}
+
 async fn bad_inputs() -> anyhow::Result<bool> {
     let p = proxy().await?;
     let mut all = true;
+    let _ = p
+        .call::<_, _, BTreeMap<String, zbus::OwnedVariant>>("GetInfo", &())
+        .await;
+    let baseline = helper_rss_kb(&p).await?;
+    // A call carrying 16 file descriptors: the bus policy (max_fds="0") refuses it.
+    let files: Vec<std::fs::File> = (0..16)
+        .map(|_| std::fs::File::open("/dev/null"))
+        .collect::<Result<_, _>>()?;
+    let fds: Vec<zbus::Fd<'_>> = files.iter().map(zbus::Fd::from).collect();
+    let r = p.call::<_, _, String>("GetSnapshot", &(fds,)).await;
+    all &= report(
+        outcome(&r) == "AccessDenied",
+        &format!("a call carrying 16 file descriptors: {}", outcome(&r)),
+    );
     let big = |n: usize| "x".repeat(n);
     for (what, key) in [("1 MiB", big(1 << 20)), ("30 MiB", big(30 << 20))] {
         let started = Instant::now();
@@ -257,6 +281,14 @@ async fn bad_inputs() -> anyhow::Result<bool> {
     all &= report(
         outcome(&r) == "UnknownMethod",
         &format!("an unknown method: {}", outcome(&r)),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = helper_rss_kb(&p).await?;
+    all &= report(
+        after <= baseline + 8 * 1024,
+        &format!(
+            "the helper's RSS is back to its baseline: {baseline} kB before, {after} kB after"
+        ),
     );
     Ok(all)
 }
@@ -364,7 +396,15 @@ async fn info_latency(n: usize, p99_ms: u64) -> anyhow::Result<bool> {
 async fn exact_counts(workload: &str) -> anyhow::Result<bool> {
     let client = HelperClient::connect().await?;
     let mut child = std::process::Command::new(workload)
-        .args(["exact", "--mmaps", "40", "--size", "10000", "--munmaps", "15"])
+        .args([
+            "exact",
+            "--mmaps",
+            "40",
+            "--size",
+            "10000",
+            "--munmaps",
+            "15",
+        ])
         .args(["--failed-mmaps", "9"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -390,7 +430,10 @@ async fn exact_counts(workload: &str) -> anyhow::Result<bool> {
     let after = client.snapshot(SortKey::Pid, true, 1000).await?;
     drop(stdin);
     let _ = child.wait();
-    let mut all = report(after.mode == Mode::Full, "a granted user gets a Full-mode snapshot");
+    let mut all = report(
+        after.mode == Mode::Full,
+        "a granted user gets a Full-mode snapshot",
+    );
     let delta = match (counts(&before), counts(&after)) {
         (Some(b), Some(a)) => Some((a.0 - b.0, a.1 - b.1, a.2 - b.2)),
         _ => None,
@@ -413,7 +456,9 @@ async fn history(pid: u32) -> anyhow::Result<bool> {
     let first = series.samples.first().map(|s| s.unix_ms);
     let mut all = report(
         series.pid == pid && first.is_some_and(|t| t + 500 < asked),
-        &format!("history of {pid} starts before this client asked (first sample {first:?}, asked {asked})"),
+        &format!(
+            "history of {pid} starts before this client asked (first sample {first:?}, asked {asked})"
+        ),
     );
     let stale = client.history(pid, start + 1).await;
     all &= report(
@@ -430,11 +475,12 @@ async fn system_history() -> anyhow::Result<bool> {
     let mut all = report(
         samples.len() >= 2
             && last.is_some_and(|s| {
-                s.used_kb > 0
-                    && s.pressure.some_avg10.is_some()
-                    && s.pressure.faults_per_s >= 0.0
+                s.used_kb > 0 && s.pressure.some_avg10.is_some() && s.pressure.faults_per_s >= 0.0
             }),
-        &format!("system history has samples with pressure and fault rates ({})", samples.len()),
+        &format!(
+            "system history has samples with pressure and fault rates ({})",
+            samples.len()
+        ),
     );
     if let Some(last) = last {
         let newer = client.system_history(last.unix_ms).await?;
@@ -451,8 +497,15 @@ async fn detail(pid: u32) -> anyhow::Result<bool> {
     let start = start_time(pid)?;
     let d = client.memory_detail(pid, start, false).await?;
     let mut all = report(
-        d.pid == pid && 0 < d.pss_kb && d.pss_kb <= d.rss_kb && 0 < d.uss_kb && d.uss_kb <= d.pss_kb,
-        &format!("PSS/USS of {pid}: rss {} pss {} uss {}", d.rss_kb, d.pss_kb, d.uss_kb),
+        d.pid == pid
+            && 0 < d.pss_kb
+            && d.pss_kb <= d.rss_kb
+            && 0 < d.uss_kb
+            && d.uss_kb <= d.pss_kb,
+        &format!(
+            "PSS/USS of {pid}: rss {} pss {} uss {}",
+            d.rss_kb, d.pss_kb, d.uss_kb
+        ),
     );
     let again = client.memory_detail(pid, start, false).await?;
     all &= report(
@@ -476,10 +529,16 @@ async fn high_res(pid: u32) -> anyhow::Result<bool> {
     while !seen && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let s = client.snapshot(SortKey::Pid, true, 1000).await?;
-        seen = s.processes.iter().any(|r| r.pid == pid && r.high_res.is_some());
+        seen = s
+            .processes
+            .iter()
+            .any(|r| r.pid == pid && r.high_res.is_some());
     }
     client.set_high_resolution(pid, start, false, false).await?;
-    Ok(report(seen, &format!("rows of {pid} carry high-resolution data while it is watched")))
+    Ok(report(
+        seen,
+        &format!("rows of {pid} carry high-resolution data while it is watched"),
+    ))
 }
 
 async fn sort_keys() -> anyhow::Result<bool> {
@@ -496,7 +555,11 @@ async fn sort_keys() -> anyhow::Result<bool> {
                 !rows.is_empty() && rows.len() <= 50 && ordered,
                 &format!(
                     "snapshot by {key} {}: {} rows in order",
-                    if descending { "descending" } else { "ascending" },
+                    if descending {
+                        "descending"
+                    } else {
+                        "ascending"
+                    },
                     rows.len()
                 ),
             );

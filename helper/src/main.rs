@@ -177,10 +177,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         use_ebpf: !args.no_ebpf,
     };
     memmon_helper::privileges::keep_only_needed().context("dropping capabilities")?;
-    // Several workers: one slow call (a page-table walk, a large snapshot) never holds up the
-    // others; blocking work is bounded too.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One executor thread; whatever may be slow (sorting and encoding a snapshot, a page-table
+    // walk) runs on at most 4 blocking threads, so one heavy client never holds up the others.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(4)
         .thread_name("memmon-serve")
         .enable_all()

@@ -172,12 +172,21 @@ impl Helper {
             )));
         }
         let query = (key, descending, limit);
-        if let Some((_, json)) = read(&self.shared.published)
-            .views
-            .iter()
-            .find(|(q, _)| *q == query)
-        {
-            return Ok(json.to_string());
+        let cached = || {
+            read(&self.shared.published)
+                .views
+                .iter()
+                .find(|(q, _)| *q == query)
+                .map(|(_, json)| json.to_string())
+        };
+        if let Some(json) = cached() {
+            return Ok(json);
+        }
+        // One encoding at a time: clients asking for the same view meanwhile wait for it (without
+        // holding up the executor) and then read it from the cache instead of encoding it again.
+        let _encoding = self.shared.encoding.lock().await;
+        if let Some(json) = cached() {
+            return Ok(json);
         }
         let latest = self.latest().await?;
         // Sorting and encoding up to 1,000 rows: off the executor, so one heavy client does

@@ -75,6 +75,8 @@ pub(super) struct Shared {
     pub gate: Gate,
     bus: DBusProxy<'static>,
     pub published: RwLock<Published>,
+    /// Held while a snapshot view is sorted and encoded (see `get_snapshot`).
+    pub encoding: tokio::sync::Mutex<()>,
     /// Bumped at every publication (0: nothing published since the collector started).
     published_gen: tokio::sync::watch::Sender<u64>,
     pub history: Mutex<History>,
@@ -284,6 +286,7 @@ pub async fn serve(options: ServeOptions) -> Result<Exit, ServeError> {
             views: Vec::new(),
         }),
         published_gen,
+        encoding: tokio::sync::Mutex::new(()),
         history: Mutex::new(History::new()),
         details: Mutex::new(DetailCache::new()),
         detail_walks: tokio::sync::Semaphore::new(DETAIL_WALKS),
