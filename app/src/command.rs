@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use memmon_common::snapshot::SortKey;
+use memmon_common::{process_key::ProcessKey, snapshot::SortKey};
 
-use crate::{model::ProcessKey, settings::SystemMetric};
+use crate::settings::SystemMetric;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {

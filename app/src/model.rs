@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use memmon_common::{
     diagnostics::{MemoryDetail, SystemSample},
+    process_key::ProcessKey,
     series::HistorySeries,
     snapshot::{Mode, ProcessRow, Snapshot, SortKey},
 };
@@ -18,11 +19,9 @@ use crate::{
     source::{Origin, Request, Update},
 };
 
-/// A process as the app tracks it: PID and start time, so a reused PID is another process.
-pub type ProcessKey = (u32, u64);
-
+/// The process a row describes (PID and start time: a reused PID is another process).
 pub fn key_of(row: &ProcessRow) -> ProcessKey {
-    (row.pid, row.start_time)
+    ProcessKey::of(row)
 }
 
 #[derive(Debug, Default)]
@@ -104,7 +103,7 @@ impl Model {
             }
             Update::Detail(Ok(detail)) => {
                 self.detail_error = None;
-                self.details.insert((detail.pid, detail.start_time), detail);
+                self.details.insert(detail.key(), detail);
                 Vec::new()
             }
             Update::Detail(Err(e)) => {
@@ -112,7 +111,7 @@ impl Model {
                 Vec::new()
             }
             Update::History(series) => {
-                let key = (series.pid, series.start_time);
+                let key = series.key();
                 let merged = match self.histories.remove(&key) {
                     Some(old) => merge_history(old, series),
                     None => series,
@@ -149,7 +148,7 @@ impl Model {
         let mut requests: Vec<Request> = selected
             .iter()
             .chain(self.pinned.iter())
-            .map(|&(pid, start_time)| Request::History { pid, start_time })
+            .map(|&key| history_request(key))
             .collect();
         if selected.is_some() {
             let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
@@ -167,8 +166,7 @@ impl Model {
         if !changed || !self.plot_open {
             return Vec::new();
         }
-        let (pid, start_time) = key;
-        let mut requests = vec![Request::History { pid, start_time }];
+        let mut requests = vec![history_request(key)];
         let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
         requests.push(Request::SystemHistory { since_unix_ms });
         requests
@@ -219,21 +217,22 @@ impl Model {
         if !self.settings.pinned_names.contains(&name) {
             self.settings.pinned_names.push(name);
         }
-        let (pid, start_time) = key;
-        vec![Request::History { pid, start_time }]
+        vec![history_request(key)]
     }
 
-    pub fn measure_detail(&mut self, (pid, start_time): ProcessKey) -> Request {
+    pub fn measure_detail(&mut self, key: ProcessKey) -> Request {
         self.detail_error = None;
-        Request::Detail { pid, start_time }
+        Request::Detail {
+            pid: key.pid,
+            start_time: key.start_time,
+        }
     }
 
     pub fn set_high_res(&mut self, key: ProcessKey, enable: bool) -> Request {
         self.high_res = enable.then_some(key);
-        let (pid, start_time) = key;
         Request::HighRes {
-            pid,
-            start_time,
+            pid: key.pid,
+            start_time: key.start_time,
             enable,
         }
     }
@@ -363,6 +362,13 @@ impl Model {
             rows.len(),
             rows.iter().filter(|r| r.alloc.is_some()).count()
         )
+    }
+}
+
+fn history_request(key: ProcessKey) -> Request {
+    Request::History {
+        pid: key.pid,
+        start_time: key.start_time,
     }
 }
 

@@ -20,6 +20,7 @@ use std::{
 
 use memmon_common::{
     diagnostics::{MemoryDetail, SystemSample},
+    process_key::ProcessKey,
     snapshot::{Snapshot, SortKey, top_by, unix_ms_now},
 };
 use memmon_helper::{
@@ -442,7 +443,11 @@ impl Source {
         }
         match request {
             Request::History { pid, start_time } => {
-                let series = self.embedded.as_ref()?.history.series(pid, start_time)?;
+                let series = self
+                    .embedded
+                    .as_ref()?
+                    .history
+                    .series(ProcessKey::new(pid, start_time))?;
                 Some(Update::History(series))
             }
             Request::SystemHistory { since_unix_ms } => Some(Update::SystemHistory(
@@ -450,7 +455,7 @@ impl Source {
             )),
             Request::Detail { pid, start_time } => Some(Update::Detail(
                 self.details
-                    .get(pid, start_time, unix_ms_now())
+                    .get(ProcessKey::new(pid, start_time), unix_ms_now())
                     .map_err(|e| e.to_string()),
             )),
             Request::HighRes { enable: true, .. } => Some(Update::Problem(

@@ -8,6 +8,7 @@ use memmon::{
     command::{Command, Export},
     source::{Origin, Request, Update},
 };
+use memmon_common::process_key::ProcessKey;
 use memmon_common::{
     diagnostics::{Growth, MemoryDetail, OomKill, OomSource, Spike, SpikeKind},
     series::{HistorySample, HistorySeries},
@@ -149,7 +150,7 @@ fn oom_kills_are_listed_and_open_the_victims_history() {
     h.get_by_label_contains("hog (PID 4321), last RSS 64.0 MiB")
         .click();
     h.run();
-    assert_eq!(h.state().model.selected, Some((4321, 777)));
+    assert_eq!(h.state().model.selected, Some(ProcessKey::new(4321, 777)));
     assert!(
         f.requests.try_iter().any(|r| r
             == Request::History {
@@ -188,7 +189,9 @@ fn grid_and_series_exports_parse_back_to_the_same_numbers() {
     );
 
     // (Row clicks are tested elsewhere; the status message just moved the rows.)
-    h.state_mut().commands.push(Command::Select((99, 1099)));
+    h.state_mut()
+        .commands
+        .push(Command::Select(ProcessKey::new(99, 1099)));
     h.run();
     f.updates
         .send(Update::History(series_with_spike()))
@@ -247,7 +250,7 @@ fn the_high_resolution_switch_shows_its_cost_and_asks_the_helper() {
             }),
         "high resolution asked for the selected process"
     );
-    assert_eq!(h.state().model.high_res, Some((99, 1099)));
+    assert_eq!(h.state().model.high_res, Some(ProcessKey::new(99, 1099)));
     h.get_by_label("High resolution").click();
     h.run();
     assert!(

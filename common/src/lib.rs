@@ -6,9 +6,13 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 #[cfg(feature = "std")]
+pub mod column;
+#[cfg(feature = "std")]
 pub mod diagnostics;
 #[cfg(feature = "std")]
 pub mod export;
+#[cfg(feature = "std")]
+pub mod process_key;
 #[cfg(feature = "std")]
 pub mod series;
 #[cfg(feature = "std")]

@@ -5,14 +5,12 @@
 
 #[cfg(feature = "ebpf")]
 use std::collections::HashSet;
-use std::{
-    collections::VecDeque,
-    time::{Instant, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::VecDeque, time::Instant};
 
 use memmon_common::{
     diagnostics::{OomKill, OomSource},
-    snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SystemMemory},
+    process_key::ProcessKey,
+    snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SystemMemory, unix_ms_now},
 };
 use procfs::{Current as _, Meminfo};
 
@@ -69,7 +67,7 @@ pub struct Collector {
     timings: Timings,
     /// The process watched in high-resolution mode, and its event count at the last tick.
     #[cfg(feature = "ebpf")]
-    rss_target: Option<((u32, u64), u64)>,
+    rss_target: Option<(ProcessKey, u64)>,
 }
 
 /// What the last tick spent on each part, microseconds (for benchmarks).
@@ -160,9 +158,7 @@ impl Collector {
     /// One tick: every process, merged.
     pub fn collect(&mut self) -> Result<Snapshot, CollectError> {
         let started = Instant::now();
-        let taken_at_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let taken_at_unix_ms = unix_ms_now();
         self.tick += 1;
         self.taken_at_unix_ms = taken_at_unix_ms;
         self.scanner.scan(&mut self.samples)?;
@@ -204,21 +200,17 @@ impl Collector {
     /// one process at a time; Full mode only. The process must still be the one that started
     /// at `start_time`.
     #[cfg(feature = "ebpf")]
-    pub fn watch_rss(&mut self, target: Option<(u32, u64)>) -> Result<(), String> {
+    pub fn watch_rss(&mut self, target: Option<ProcessKey>) -> Result<(), String> {
         let tracker = self
             .tracker
             .as_mut()
             .ok_or("high resolution needs eBPF (Full mode)")?;
-        let Some((pid, start_time)) = target else {
+        let Some(key) = target else {
             self.rss_target = None;
             return tracker.watch_rss(None);
         };
-        let gone = || format!("no process {pid} with start time {start_time}");
-        let process = procfs::process::Process::new(pid as i32).map_err(|_| gone())?;
-        match process.stat() {
-            Ok(stat) if stat.starttime == start_time => {}
-            _ => return Err(gone()),
-        }
+        let gone = || format!("no {key}");
+        let process = crate::proc_scan::open_process(key).ok_or_else(gone)?;
         let status = process.status().map_err(|_| gone())?;
         let bytes = |kb: Option<u64>| kb.unwrap_or(0).saturating_mul(1024) as i64;
         let members = [
@@ -227,14 +219,14 @@ impl Collector {
             bytes(status.vmswap),
             bytes(status.rssshmem),
         ];
-        tracker.watch_rss(Some((pid, members)))?;
-        self.rss_target = Some(((pid, start_time), 0));
+        tracker.watch_rss(Some((key.pid, members)))?;
+        self.rss_target = Some((key, 0));
         Ok(())
     }
 
     /// The watched process, if any.
     #[cfg(feature = "ebpf")]
-    pub fn rss_target(&self) -> Option<(u32, u64)> {
+    pub fn rss_target(&self) -> Option<ProcessKey> {
         self.rss_target.map(|(key, _)| key)
     }
 
@@ -242,13 +234,10 @@ impl Collector {
     /// watching a process that exited.
     #[cfg(feature = "ebpf")]
     fn high_res(&mut self, rows: &mut [ProcessRow]) {
-        let Some(((pid, start_time), last_events)) = self.rss_target else {
+        let Some((key, last_events)) = self.rss_target else {
             return;
         };
-        let Some(row) = rows
-            .iter_mut()
-            .find(|r| (r.pid, r.start_time) == (pid, start_time))
-        else {
+        let Some(row) = rows.iter_mut().find(|r| r.key() == key) else {
             let _ = self.watch_rss(None);
             return;
         };
@@ -259,19 +248,19 @@ impl Collector {
             peak_rss_kb: (seen.max_rss.max(0) as u64) / 1024,
             changes: seen.events.saturating_sub(last_events),
         });
-        self.rss_target = Some(((pid, start_time), seen.events));
+        self.rss_target = Some((key, seen.events));
     }
 
     #[cfg(not(feature = "ebpf"))]
     fn high_res(&mut self, _rows: &mut [ProcessRow]) {}
 
     #[cfg(not(feature = "ebpf"))]
-    pub fn watch_rss(&mut self, _target: Option<(u32, u64)>) -> Result<(), String> {
+    pub fn watch_rss(&mut self, _target: Option<ProcessKey>) -> Result<(), String> {
         Err("high resolution needs eBPF; this build has none".into())
     }
 
     #[cfg(not(feature = "ebpf"))]
-    pub fn rss_target(&self) -> Option<(u32, u64)> {
+    pub fn rss_target(&self) -> Option<ProcessKey> {
         None
     }
 

@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use memmon_common::{
     diagnostics::{Spike, SystemSample},
+    process_key::ProcessKey,
     snapshot::Snapshot,
 };
 
@@ -55,9 +56,9 @@ struct Series {
 #[derive(Default)]
 pub struct History {
     epoch_ms: u64,
-    series: HashMap<(u32, u64), Series>,
+    series: HashMap<ProcessKey, Series>,
     system: VecDeque<SystemSample>,
-    kept: VecDeque<(u32, u64)>,
+    kept: VecDeque<ProcessKey>,
     /// Processes not admitted because the store was full of live processes (reported once).
     pub refused: u64,
 }
@@ -85,7 +86,7 @@ impl History {
                     (a.net_mapped / 1024).clamp(i64::from(i32::MIN + 1), i64::from(i32::MAX)) as i32
                 }),
             };
-            let key = (row.pid, row.start_time);
+            let key = row.key();
             if !self.series.contains_key(&key) && !self.make_room() {
                 self.refused += 1;
                 continue;
@@ -129,8 +130,8 @@ impl History {
                     .is_none_or(|exited| now.saturating_sub(exited) < KEEP_EXITED_MS)
         });
         for kill in &snapshot.oom_kills {
-            if let Some(start_time) = kill.start_time {
-                self.keep(kill.pid, start_time);
+            if let Some(key) = kill.key() {
+                self.keep(key);
             }
         }
         if self.system.len() == MAX_SYSTEM_SAMPLES {
@@ -146,8 +147,7 @@ impl History {
 
     /// Keeps a process's history past the usual expiry (an OOM victim), up to
     /// [`MAX_KEPT_VICTIMS`] of them.
-    pub fn keep(&mut self, pid: u32, start_time: u64) {
-        let key = (pid, start_time);
+    pub fn keep(&mut self, key: ProcessKey) {
         let Some(series) = self.series.get_mut(&key) else {
             return;
         };
@@ -191,11 +191,11 @@ impl History {
     }
 
     /// The history of one process, or None if it was never seen (or is long gone).
-    pub fn series(&self, pid: u32, start_time: u64) -> Option<HistorySeries> {
-        let s = self.series.get(&(pid, start_time))?;
+    pub fn series(&self, key: ProcessKey) -> Option<HistorySeries> {
+        let s = self.series.get(&key)?;
         Some(HistorySeries {
-            pid,
-            start_time,
+            pid: key.pid,
+            start_time: key.start_time,
             name: s.name.clone(),
             last_seen_unix_ms: s.last_seen_ms,
             exited_unix_ms: s.exited_ms,
@@ -273,7 +273,7 @@ mod tests {
         h.record(&snap(1_000_000, &[(7, 50, 100)]));
         h.record(&snap(1_001_000, &[(7, 50, 100)]));
         h.record(&snap(1_002_000, &[(7, 50, 300)]));
-        let s = h.series(7, 50).expect("series");
+        let s = h.series(ProcessKey::new(7, 50)).expect("series");
         assert_eq!(s.samples.len(), 2, "an unchanged tick adds no sample");
         assert_eq!(s.samples[0].unix_ms, 1_000_000);
         assert_eq!(s.samples[1].unix_ms, 1_002_000);
@@ -288,9 +288,11 @@ mod tests {
         let mut h = History::new();
         h.record(&snap(1_000_000, &[(7, 50, 100)]));
         h.record(&snap(1_001_000, &[(7, 90, 999)]));
-        let old = h.series(7, 50).expect("old kept after exit");
+        let old = h
+            .series(ProcessKey::new(7, 50))
+            .expect("old kept after exit");
         assert_eq!(old.exited_unix_ms, Some(1_001_000));
-        let new = h.series(7, 90).expect("new");
+        let new = h.series(ProcessKey::new(7, 90)).expect("new");
         assert_eq!(new.samples.len(), 1);
         assert_eq!(new.samples[0].rss_kb, 999);
     }
@@ -301,9 +303,9 @@ mod tests {
         h.record(&snap(1_000_000, &[(7, 50, 100)]));
         h.record(&snap(1_001_000, &[]));
         h.record(&snap(1_001_000 + KEEP_EXITED_MS - 1, &[]));
-        assert!(h.series(7, 50).is_some());
+        assert!(h.series(ProcessKey::new(7, 50)).is_some());
         h.record(&snap(1_001_000 + KEEP_EXITED_MS, &[]));
-        assert!(h.series(7, 50).is_none());
+        assert!(h.series(ProcessKey::new(7, 50)).is_none());
     }
 
     #[test]
@@ -312,7 +314,7 @@ mod tests {
         for i in 0..(MAX_SAMPLES_PER_PROCESS as u64 + 10) {
             h.record(&snap(1_000_000 + i * 1000, &[(1, 1, i)]));
         }
-        let s = h.series(1, 1).expect("series");
+        let s = h.series(ProcessKey::new(1, 1)).expect("series");
         assert_eq!(s.samples.len(), MAX_SAMPLES_PER_PROCESS);
         assert_eq!(s.samples[0].rss_kb, 10, "oldest samples dropped first");
 
@@ -327,7 +329,7 @@ mod tests {
         // Once some exit, newcomers evict the longest-dead first.
         h.record(&snap(1_001_000, &rows[10..MAX_SERIES]));
         h.record(&snap(1_002_000, &[(99_999, 1, 1)]));
-        assert!(h.series(99_999, 1).is_some());
+        assert!(h.series(ProcessKey::new(99_999, 1)).is_some());
     }
 
     #[test]
@@ -347,7 +349,7 @@ mod tests {
             ..Default::default()
         });
         h.record(&first);
-        let s = h.series(7, 50).expect("series");
+        let s = h.series(ProcessKey::new(7, 50)).expect("series");
         assert_eq!(s.spikes.len(), 1);
         assert_eq!(s.spikes[0].size_bytes, 500 << 20);
         // PID 7 is OOM-killed: its history outlives the 10-minute expiry; PID 8's does not.
@@ -363,8 +365,11 @@ mod tests {
         });
         h.record(&second);
         h.record(&snap(1_001_000 + KEEP_EXITED_MS + 1, &[]));
-        assert!(h.series(7, 50).is_some(), "the victim's history is kept");
-        assert!(h.series(8, 60).is_none());
+        assert!(
+            h.series(ProcessKey::new(7, 50)).is_some(),
+            "the victim's history is kept"
+        );
+        assert!(h.series(ProcessKey::new(8, 60)).is_none());
         let system = h.system_since(0);
         assert_eq!(system.len(), 3);
         assert_eq!(system[0].pressure.some_avg10, Some(2.5));

@@ -17,7 +17,7 @@ use std::{
     io::{self, Read as _},
 };
 
-use memmon_common::text::escape_name;
+use memmon_common::{process_key::ProcessKey, text::escape_name};
 use procfs::{ProcError, process::Process};
 
 /// Memory figures of one process at one tick, in KiB as /proc reports them.
@@ -342,6 +342,15 @@ fn raise_fd_limit() -> u64 {
         }
     }
     lim.rlim_cur
+}
+
+/// The process `key` names, if it still runs: the same PID **and** the same start time (the PID
+/// with another start time is a process that reused the number). Later reads through the
+/// returned handle use the same directory fd, so a reused PID cannot slip in between.
+pub fn open_process(key: ProcessKey) -> Option<Process> {
+    let process = Process::new(i32::try_from(key.pid).ok()?).ok()?;
+    let stat = process.stat().ok()?;
+    key.is(key.pid, stat.starttime).then_some(process)
 }
 
 /// Clock ticks per second, for converting /proc start times.

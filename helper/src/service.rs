@@ -15,7 +15,10 @@ use std::{
     time::Duration,
 };
 
-use memmon_common::snapshot::{Mode, Snapshot, SortKey, top_by, unix_ms_now};
+use memmon_common::{
+    process_key::ProcessKey,
+    snapshot::{Mode, Snapshot, SortKey, top_by, unix_ms_now},
+};
 use zbus::{
     OwnedVariant, Variant,
     message::{Flags, Header},
@@ -233,7 +236,8 @@ impl Helper {
         start_time: u64,
     ) -> Result<String, HelperError> {
         self.admit(&header, Action::Monitor).await?;
-        let series = lock(&self.shared.history).series(pid, start_time).ok_or_else(|| {
+        let key = ProcessKey::new(pid, start_time);
+        let series = lock(&self.shared.history).series(key).ok_or_else(|| {
             HelperError::InvalidArgument(format!(
                 "no history for PID {pid} with start time {start_time}: not seen by the helper, \
                  exited more than 10 minutes ago, or the PID now belongs to another process"
@@ -281,7 +285,7 @@ impl Helper {
         let _permit = self.shared.detail_permit().await?;
         // smaps_rollup walks the process's page tables: off the async workers.
         let detail = tokio::task::spawn_blocking(move || {
-            lock(&shared.details).get(pid, start_time, unix_ms_now())
+            lock(&shared.details).get(ProcessKey::new(pid, start_time), unix_ms_now())
         })
         .await
         .map_err(|e| HelperError::Unavailable(format!("reading smaps_rollup: {e}")))?

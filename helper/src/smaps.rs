@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use memmon_common::diagnostics::MemoryDetail;
+use memmon_common::{diagnostics::MemoryDetail, process_key::ProcessKey};
 
 pub const MIN_INTERVAL_MS: u64 = 5_000;
 /// Cached readings kept. When full, the oldest reading older than [`MIN_INTERVAL_MS`] makes
@@ -34,12 +34,8 @@ pub enum DetailError {
 /// Reads the rollup of `pid`, checking it is still the process that started at `start_time`.
 pub fn read_detail(pid: u32, start_time: u64, now_ms: u64) -> Result<MemoryDetail, DetailError> {
     let gone = || DetailError::NoSuchProcess { pid, start_time };
-    let process = procfs::process::Process::new(pid as i32).map_err(|_| gone())?;
-    // Same directory fd for both reads: a reused PID cannot slip in between.
-    match process.stat() {
-        Ok(stat) if stat.starttime == start_time => {}
-        _ => return Err(gone()),
-    }
+    let process =
+        crate::proc_scan::open_process(ProcessKey::new(pid, start_time)).ok_or_else(gone)?;
     let rollup = process
         .smaps_rollup()
         .map_err(|source| DetailError::Read { pid, source })?;
@@ -68,7 +64,7 @@ pub fn read_detail(pid: u32, start_time: u64, now_ms: u64) -> Result<MemoryDetai
 /// Rate-limits [`read_detail`] per process.
 #[derive(Default)]
 pub struct DetailCache {
-    readings: HashMap<(u32, u64), MemoryDetail>,
+    readings: HashMap<ProcessKey, MemoryDetail>,
 }
 
 impl DetailCache {
@@ -77,18 +73,13 @@ impl DetailCache {
     }
 
     /// A reading at most [`MIN_INTERVAL_MS`] old: the cached one, or a fresh read.
-    pub fn get(
-        &mut self,
-        pid: u32,
-        start_time: u64,
-        now_ms: u64,
-    ) -> Result<MemoryDetail, DetailError> {
-        if let Some(d) = self.readings.get(&(pid, start_time))
+    pub fn get(&mut self, key: ProcessKey, now_ms: u64) -> Result<MemoryDetail, DetailError> {
+        if let Some(d) = self.readings.get(&key)
             && now_ms.saturating_sub(d.measured_unix_ms) < MIN_INTERVAL_MS
         {
             return Ok(*d);
         }
-        if self.readings.len() >= MAX_CACHED && !self.readings.contains_key(&(pid, start_time)) {
+        if self.readings.len() >= MAX_CACHED && !self.readings.contains_key(&key) {
             let oldest = self
                 .readings
                 .iter()
@@ -100,8 +91,8 @@ impl DetailCache {
                 None => return Err(DetailError::Busy),
             };
         }
-        let detail = read_detail(pid, start_time, now_ms)?;
-        self.readings.insert((pid, start_time), detail);
+        let detail = read_detail(key.pid, key.start_time, now_ms)?;
+        self.readings.insert(key, detail);
         Ok(detail)
     }
 }
@@ -143,49 +134,48 @@ mod tests {
 
     #[test]
     fn the_cache_reads_a_process_at_most_once_per_interval() {
-        let (pid, start) = (std::process::id(), own_start_time());
+        let own = ProcessKey::new(std::process::id(), own_start_time());
         let mut cache = DetailCache::new();
-        let a = cache.get(pid, start, 10_000).expect("read");
+        let a = cache.get(own, 10_000).expect("read");
         let b = cache
-            .get(pid, start, 10_000 + MIN_INTERVAL_MS - 1)
+            .get(own, 10_000 + MIN_INTERVAL_MS - 1)
             .expect("cached");
         assert_eq!(
             b.measured_unix_ms, a.measured_unix_ms,
             "served from the cache"
         );
-        let c = cache
-            .get(pid, start, 10_000 + MIN_INTERVAL_MS)
-            .expect("fresh");
+        let c = cache.get(own, 10_000 + MIN_INTERVAL_MS).expect("fresh");
         assert_eq!(c.measured_unix_ms, 10_000 + MIN_INTERVAL_MS);
     }
 
     #[test]
     fn a_full_cache_evicts_only_stale_readings_never_a_fresh_one() {
-        let (pid, start) = (std::process::id(), own_start_time());
+        let key = ProcessKey::new(std::process::id(), own_start_time());
         let mut cache = DetailCache::new();
-        let own = cache.get(pid, start, 100_000).expect("read");
+        let own = cache.get(key, 100_000).expect("read");
         // Fill the cache with fresh readings of other (made-up) processes.
         for i in 1..MAX_CACHED as u64 {
             let fake = MemoryDetail {
                 measured_unix_ms: 100_000 + i,
                 ..own
             };
-            cache.readings.insert((u32::MAX - i as u32, i), fake);
+            cache
+                .readings
+                .insert(ProcessKey::new(u32::MAX - i as u32, i), fake);
         }
         assert_eq!(cache.readings.len(), MAX_CACHED);
         // Within the interval our reading is served from the cache, not evicted.
-        let again = cache.get(pid, start, 103_000).expect("cached");
+        let again = cache.get(key, 103_000).expect("cached");
         assert_eq!(again.measured_unix_ms, 100_000);
         // A new process while every reading is fresh: refused, nothing forgotten.
-        let (other, other_start) = (1, 0);
         assert!(matches!(
-            cache.get(other, other_start, 103_000),
+            cache.get(ProcessKey::new(1, 0), 103_000),
             Err(DetailError::Busy)
         ));
         assert_eq!(cache.readings.len(), MAX_CACHED);
         // Later, the oldest stale reading (ours) makes room: exactly one entry goes.
-        let _ = cache.get(pid + 1_000_000, 1, 105_000);
-        assert!(!cache.readings.contains_key(&(pid, start)));
+        let _ = cache.get(ProcessKey::new(key.pid + 1_000_000, 1), 105_000);
+        assert!(!cache.readings.contains_key(&key));
         assert_eq!(cache.readings.len(), MAX_CACHED - 1);
     }
 }

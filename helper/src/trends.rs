@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 
 use memmon_common::{
     diagnostics::{Growth, Spike, SpikeKind},
+    process_key::ProcessKey,
     snapshot::ProcessRow,
 };
 
@@ -85,7 +86,7 @@ struct Track {
 
 #[derive(Default)]
 pub struct Trends {
-    tracks: HashMap<(u32, u64), Track>,
+    tracks: HashMap<ProcessKey, Track>,
     tick: u64,
     vanished: Vec<Vanished>,
 }
@@ -112,7 +113,7 @@ impl Trends {
                 peak_net,
                 traced_peak_kb: row.high_res.map(|h| h.peak_rss_kb),
             };
-            let track = match self.tracks.entry((row.pid, row.start_time)) {
+            let track = match self.tracks.entry(row.key()) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(Track {
                     name: row.name.clone(),
@@ -141,7 +142,7 @@ impl Trends {
         }
         self.vanished.clear();
         let vanished = &mut self.vanished;
-        self.tracks.retain(|&(pid, start_time), t| {
+        self.tracks.retain(|&ProcessKey { pid, start_time }, t| {
             let alive = t.seen_tick == tick;
             if !alive {
                 vanished.push(Vanished {

@@ -140,9 +140,7 @@ fn a_500_mib_spike_between_two_samples_is_captured_with_its_size() {
         row.rss_kb.expect("rss") < 100 * 1024,
         "the memory was freed again: {row:?}"
     );
-    let series = history
-        .series(row.pid, row.start_time)
-        .expect("history of the spiker");
+    let series = history.series(row.key()).expect("history of the spiker");
     assert_eq!(
         series.spikes,
         vec![spike],

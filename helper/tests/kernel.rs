@@ -12,6 +12,7 @@ use std::{
 
 use memmon_common::{
     diagnostics::{OomSource, SpikeKind},
+    process_key::ProcessKey,
     snapshot::{AllocStats, Mode, ProcessRow},
 };
 use memmon_helper::Collector;
@@ -503,13 +504,13 @@ fn high_resolution_mode_sees_a_spike_below_an_earlier_peak_with_its_size() {
         assert_eq!(line.trim(), want);
     };
     expect("ready");
-    let start_time = row(&mut c, pid).expect("spiker listed").start_time;
+    let key = row(&mut c, pid).expect("spiker listed").key();
     let err = c
-        .watch_rss(Some((pid, start_time + 1)))
+        .watch_rss(Some(ProcessKey::new(pid, key.start_time + 1)))
         .expect_err("a stale start time is refused");
     assert!(err.contains("no process"), "{err}");
-    c.watch_rss(Some((pid, start_time))).expect("watch");
-    assert_eq!(c.rss_target(), Some((pid, start_time)));
+    c.watch_rss(Some(key)).expect("watch");
+    assert_eq!(c.rss_target(), Some(key));
     c.collect().expect("collect");
     let mut spikes = Vec::new();
     for _ in 0..2 {

@@ -94,12 +94,12 @@ fn moving_the_selection_with_the_plot_open_asks_for_the_new_history_at_once() {
     let mut m = Model::new(Settings::default());
     m.apply(snapshot(vec![row(1, "a"), row(2, "b")]));
     // Closed plot: moving asks nothing.
-    assert!(m.select((1, 1001), false).is_empty());
+    assert!(m.select(ProcessKey::new(1, 1001), false).is_empty());
     assert!(!m.plot_open);
     let asked = m.open_plot();
     assert!(asked.contains(&history(1)), "{asked:?}");
     assert!(m.plot_open);
-    let asked = m.select((2, 1002), false);
+    let asked = m.select(ProcessKey::new(2, 1002), false);
     assert!(asked.contains(&history(2)), "{asked:?}");
     assert!(
         asked
@@ -107,15 +107,15 @@ fn moving_the_selection_with_the_plot_open_asks_for_the_new_history_at_once() {
             .any(|r| matches!(r, Request::SystemHistory { .. }))
     );
     // The same process again: nothing new to ask.
-    assert!(m.select((2, 1002), false).is_empty());
+    assert!(m.select(ProcessKey::new(2, 1002), false).is_empty());
 }
 
 #[test]
 fn each_snapshot_refreshes_the_plotted_histories_only_while_the_plot_is_open() {
     let mut m = Model::new(Settings::default());
     assert!(m.apply(snapshot(vec![row(1, "a")])).is_empty());
-    m.select((1, 1001), true);
-    m.toggle_pin((7, 1007), "pinned".into());
+    m.select(ProcessKey::new(1, 1001), true);
+    m.toggle_pin(ProcessKey::new(7, 1007), "pinned".into());
     let asked = m.apply(snapshot(vec![row(1, "a")]));
     assert_eq!(
         asked,
@@ -151,7 +151,7 @@ fn select_when_seen_waits_for_the_pid_then_opens_its_plot() {
     m.apply(snapshot(vec![row(1, "a")]));
     assert_eq!(m.selected, None);
     let asked = m.apply(snapshot(vec![row(1, "a"), row(3, "c")]));
-    assert_eq!(m.selected, Some((3, 1003)));
+    assert_eq!(m.selected, Some(ProcessKey::new(3, 1003)));
     assert!(m.plot_shown());
     assert!(asked.contains(&history(3)));
 }
@@ -159,12 +159,12 @@ fn select_when_seen_waits_for_the_pid_then_opens_its_plot() {
 #[test]
 fn pins_are_remembered_by_name_and_come_back() {
     let mut m = Model::new(Settings::default());
-    m.toggle_pin((4, 1004), "editor".into());
+    m.toggle_pin(ProcessKey::new(4, 1004), "editor".into());
     let settings = m.settings.clone();
     let mut next_run = Model::new(settings);
     next_run.apply(snapshot(vec![row(9, "editor"), row(1, "a")]));
-    assert_eq!(next_run.pinned, vec![(9, 1009)]);
-    next_run.toggle_pin((9, 1009), "editor".into());
+    assert_eq!(next_run.pinned, vec![ProcessKey::new(9, 1009)]);
+    next_run.toggle_pin(ProcessKey::new(9, 1009), "editor".into());
     assert!(next_run.pinned.is_empty());
     assert!(next_run.settings.pinned_names.is_empty());
 }
@@ -252,9 +252,9 @@ fn plotted_series_are_the_selected_then_the_pinned_once_each() {
     b.start_time = 1002;
     m.apply(Update::History(a));
     m.apply(Update::History(b));
-    m.select((2, 1002), true);
-    m.toggle_pin((1, 1001), "a".into());
-    m.toggle_pin((2, 1002), "b".into());
+    m.select(ProcessKey::new(2, 1002), true);
+    m.toggle_pin(ProcessKey::new(1, 1001), "a".into());
+    m.toggle_pin(ProcessKey::new(2, 1002), "b".into());
     let pids: Vec<u32> = m.plotted_series().iter().map(|s| s.pid).collect();
     assert_eq!(pids, vec![2, 1]);
 }
@@ -264,15 +264,15 @@ fn high_res_and_detail_requests() {
     let mut m = Model::new(Settings::default());
     m.detail_error = Some("old".into());
     assert_eq!(
-        m.measure_detail((5, 6)),
+        m.measure_detail(ProcessKey::new(5, 6)),
         Request::Detail {
             pid: 5,
             start_time: 6
         }
     );
     assert_eq!(m.detail_error, None);
-    m.set_high_res((5, 6), true);
-    assert_eq!(m.high_res, Some((5, 6)));
-    m.set_high_res((5, 6), false);
+    m.set_high_res(ProcessKey::new(5, 6), true);
+    assert_eq!(m.high_res, Some(ProcessKey::new(5, 6)));
+    m.set_high_res(ProcessKey::new(5, 6), false);
     assert_eq!(m.high_res, None);
 }

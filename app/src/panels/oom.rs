@@ -43,14 +43,14 @@ impl OomList {
                         kill.name,
                         kill.pid
                     );
-                    match kill.start_time {
-                        Some(start_time) => {
+                    match kill.key() {
+                        Some(key) => {
                             if ui
                                 .link(text)
                                 .on_hover_text("Show its history up to the kill")
                                 .clicked()
                             {
-                                commands.push(Command::Select((kill.pid, start_time)));
+                                commands.push(Command::Select(key));
                             }
                         }
                         None => {

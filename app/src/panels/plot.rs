@@ -6,13 +6,14 @@
 use eframe::egui;
 use memmon_common::{
     diagnostics::{RSS_STAT_NS_PER_EVENT_OTHERS, RSS_STAT_NS_PER_EVENT_WATCHED, Spike},
+    process_key::ProcessKey,
     series::{HistorySample, HistorySeries},
 };
 
 use crate::{
     command::{Command, Export},
     format,
-    model::{Model, ProcessKey},
+    model::Model,
     settings::SystemMetric,
 };
 
@@ -87,7 +88,7 @@ impl PlotPanel {
         let Some(key) = model.selected else {
             return;
         };
-        let (pid, _) = key;
+        let pid = key.pid;
         let series = model.histories.get(&key);
         let row = model.row(key);
         let name = model.name_of(key);
@@ -222,7 +223,7 @@ fn process_plot_ui(
     link: egui::Id,
     height: f32,
 ) -> egui::Response {
-    let key = (series.pid, series.start_time);
+    let key = series.key();
     let mib = 1.0 / 1024.0;
     let rss = step_points(series, &|s| Some(s.rss_kb as f64 * mib));
     let peak = step_points(series, &|s| Some(s.peak_rss_kb as f64 * mib));
@@ -246,7 +247,7 @@ fn process_plot_ui(
         .collect();
     // At least the last minute: one sample's instant would repeat one clock time on every tick.
     let last_seen = series.last_seen_unix_ms as f64 / 1000.0;
-    egui_plot::Plot::new(("history", key.0, key.1))
+    egui_plot::Plot::new(("history", key.pid, key.start_time))
         .height(height)
         .include_x(last_seen - 60.0)
         .include_x(last_seen)

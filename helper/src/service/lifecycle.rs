@@ -24,7 +24,10 @@ use std::{
 };
 
 use futures_util::StreamExt as _;
-use memmon_common::snapshot::{Mode, Snapshot, SortKey};
+use memmon_common::{
+    process_key::ProcessKey,
+    snapshot::{Mode, Snapshot, SortKey},
+};
 use zbus::{fdo::DBusProxy, names::OwnedUniqueName};
 
 use super::{DETAIL_WAITING, DETAIL_WALKS, Helper, lock};
@@ -366,10 +369,13 @@ fn spawn_collector(
                 {
                     let mut h = lock(&shared.high_res);
                     if std::mem::take(&mut h.changed) {
-                        let target = h.wanted.as_ref().map(|(_, key)| *key);
+                        let target = h
+                            .wanted
+                            .as_ref()
+                            .map(|&(_, (pid, start))| ProcessKey::new(pid, start));
                         h.error = collector.watch_rss(target).err();
                     }
-                    h.applied = collector.rss_target();
+                    h.applied = collector.rss_target().map(|k| (k.pid, k.start_time));
                 }
                 match collector.collect() {
                     Ok(snapshot) => {
