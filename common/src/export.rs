@@ -8,33 +8,25 @@
 
 use std::fmt::Write as _;
 
-use crate::{series::HistorySeries, snapshot::ProcessRow};
+use crate::{
+    column::{CSV_COLUMNS, Value},
+    series::HistorySeries,
+    snapshot::ProcessRow,
+};
 
-/// The grid's columns, in order.
-pub const GRID_COLUMNS: [&str; 22] = [
-    "pid",
-    "start_time",
-    "name",
-    "rss_kb",
-    "virtual_kb",
-    "peak_rss_kb",
-    "rss_anon_kb",
-    "rss_file_kb",
-    "rss_shmem_kb",
-    "swap_kb",
-    "mmap_count",
-    "munmap_count",
-    "brk_count",
-    "total_allocated_bytes",
-    "total_freed_bytes",
-    "net_mapped_bytes",
-    "peak_net_mapped_bytes",
-    "rss_growth_1m_bytes_per_min",
-    "rss_growth_5m_bytes_per_min",
-    "rss_growth_15m_bytes_per_min",
-    "net_growth_5m_bytes_per_min",
-    "sustained_growth",
-];
+/// The grid's CSV columns, in order: the names of [`CSV_COLUMNS`].
+pub const GRID_COLUMNS: [&str; CSV_COLUMNS.len()] = {
+    let mut names = [""; CSV_COLUMNS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = match CSV_COLUMNS[i].csv_name() {
+            Some(name) => name,
+            None => "",
+        };
+        i += 1;
+    }
+    names
+};
 
 /// The series' columns, in order: one line per sample, all processes after each other.
 pub const SERIES_COLUMNS: [&str; 8] = [
@@ -52,36 +44,25 @@ pub const SERIES_COLUMNS: [&str; 8] = [
 pub fn grid_csv(rows: &[ProcessRow]) -> String {
     let mut out = String::with_capacity(64 + rows.len() * 120);
     header(&mut out, &GRID_COLUMNS);
+    let mut cells: Vec<String> = Vec::with_capacity(CSV_COLUMNS.len());
     for r in rows {
-        let a = r.alloc.as_ref();
-        let g = r.growth.as_ref();
-        let cells: [String; 22] = [
-            r.pid.to_string(),
-            r.start_time.to_string(),
-            text(&r.name),
-            opt(r.rss_kb),
-            opt(r.virtual_kb),
-            opt(r.peak_rss_kb),
-            opt(r.rss_anon_kb),
-            opt(r.rss_file_kb),
-            opt(r.rss_shmem_kb),
-            opt(r.swap_kb),
-            opt(a.map(|a| a.mmap_count)),
-            opt(a.map(|a| a.munmap_count)),
-            opt(a.map(|a| a.brk_count)),
-            opt(a.map(|a| a.total_allocated)),
-            opt(a.map(|a| a.total_freed)),
-            opt(a.map(|a| a.net_mapped)),
-            opt(a.map(|a| a.peak_net_mapped)),
-            rate(g.and_then(|g| g.rss_1m)),
-            rate(g.and_then(|g| g.rss_5m)),
-            rate(g.and_then(|g| g.rss_15m)),
-            rate(g.and_then(|g| g.net_5m)),
-            opt(g.map(|g| g.sustained)),
-        ];
+        cells.clear();
+        cells.extend(CSV_COLUMNS.iter().map(|c| cell(c.value(r))));
         line(&mut out, &cells);
     }
     out
+}
+
+/// One grid cell: numbers as they are, text neutralised; empty when absent.
+fn cell(value: Option<Value<'_>>) -> String {
+    match value {
+        None => String::new(),
+        Some(Value::Int(n)) => n.to_string(),
+        // A tenth of a byte per minute: enough to round-trip what the grid shows.
+        Some(Value::Rate(r)) => format!("{r:.1}"),
+        Some(Value::Text(t)) => text(t),
+        Some(Value::Flag(b)) => b.to_string(),
+    }
 }
 
 /// The samples of each series as CSV, header first.
@@ -139,11 +120,6 @@ pub fn text(cell: &str) -> String {
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// Rates to a tenth of a byte per minute: enough to round-trip what the grid shows.
-fn rate(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.1}")).unwrap_or_default()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.

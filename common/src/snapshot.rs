@@ -8,7 +8,10 @@ use std::{cmp::Ordering, fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostics::{Growth, HighRes, OomKill, Spike, SystemPressure};
+use crate::{
+    column::{self, Column, Value},
+    diagnostics::{Growth, HighRes, OomKill, Spike, SystemPressure},
+};
 
 /// Where the data comes from; always shown to the user together with the reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,82 +161,27 @@ pub enum SortKey {
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 17] = [
-        SortKey::Pid,
-        SortKey::Name,
-        SortKey::Rss,
-        SortKey::Virt,
-        SortKey::Peak,
-        SortKey::Anon,
-        SortKey::File,
-        SortKey::Shmem,
-        SortKey::Swap,
-        SortKey::Mmap,
-        SortKey::Munmap,
-        SortKey::Brk,
-        SortKey::Net,
-        SortKey::PeakNet,
-        SortKey::Allocated,
-        SortKey::Freed,
-        SortKey::Growth,
-    ];
+    /// Every sort key, in the column table's order ([`Column::ALL`]).
+    pub const ALL: [SortKey; column::SORTABLE] = column::SORT_KEYS;
 
-    /// The name used on the command line and over D-Bus.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SortKey::Pid => "pid",
-            SortKey::Name => "name",
-            SortKey::Rss => "rss",
-            SortKey::Virt => "virt",
-            SortKey::Peak => "peak",
-            SortKey::Anon => "anon",
-            SortKey::File => "file",
-            SortKey::Shmem => "shmem",
-            SortKey::Swap => "swap",
-            SortKey::Mmap => "mmap",
-            SortKey::Munmap => "munmap",
-            SortKey::Brk => "brk",
-            SortKey::Net => "net",
-            SortKey::PeakNet => "peak-net",
-            SortKey::Allocated => "allocated",
-            SortKey::Freed => "freed",
-            SortKey::Growth => "growth",
-        }
+    /// The column this key sorts by.
+    pub const fn column(self) -> Column {
+        column::BY_SORT_KEY[self as usize]
     }
 
-    /// The numeric value of this column for `row`; `None` sorts below every value.
-    fn number(self, row: &ProcessRow) -> Option<i128> {
-        let alloc = row.alloc.as_ref();
-        match self {
-            SortKey::Pid => Some(i128::from(row.pid)),
-            SortKey::Name => None,
-            SortKey::Rss => row.rss_kb.map(i128::from),
-            SortKey::Virt => row.virtual_kb.map(i128::from),
-            SortKey::Peak => row.peak_rss_kb.map(i128::from),
-            SortKey::Anon => row.rss_anon_kb.map(i128::from),
-            SortKey::File => row.rss_file_kb.map(i128::from),
-            SortKey::Shmem => row.rss_shmem_kb.map(i128::from),
-            SortKey::Swap => row.swap_kb.map(i128::from),
-            SortKey::Mmap => alloc.map(|a| i128::from(a.mmap_count)),
-            SortKey::Munmap => alloc.map(|a| i128::from(a.munmap_count)),
-            SortKey::Brk => alloc.map(|a| i128::from(a.brk_count)),
-            SortKey::Net => alloc.map(|a| i128::from(a.net_mapped)),
-            SortKey::PeakNet => alloc.map(|a| i128::from(a.peak_net_mapped)),
-            SortKey::Allocated => alloc.map(|a| i128::from(a.total_allocated)),
-            SortKey::Freed => alloc.map(|a| i128::from(a.total_freed)),
-            // Bytes per minute, whole: finer differences are noise.
-            SortKey::Growth => row
-                .growth
-                .and_then(|g| g.headline())
-                .map(|rate| rate.round() as i128),
-        }
+    /// The name used on the command line and over D-Bus ([`Column::cli_name`]).
+    pub const fn as_str(self) -> &'static str {
+        column::SORT_NAMES[self as usize]
     }
 
     /// Orders two rows by this column alone (ascending).
     pub fn compare(self, a: &ProcessRow, b: &ProcessRow) -> Ordering {
-        match self {
-            SortKey::Name => a.name.cmp(&b.name),
-            _ => self.number(a).cmp(&self.number(b)),
+        let column = self.column();
+        match (column.value(a), column.value(b)) {
+            (Some(Value::Text(a)), Some(Value::Text(b))) => a.cmp(b),
+            (a, b) => a
+                .and_then(Value::sort_number)
+                .cmp(&b.and_then(Value::sort_number)),
         }
     }
 
@@ -430,6 +378,17 @@ mod tests {
             msg.contains("\"bogus\"") && msg.contains("rss") && msg.contains("peak-net"),
             "{msg}"
         );
+        // A huge argument is quoted only in part.
+        let huge = "x"
+            .repeat(1 << 20)
+            .parse::<SortKey>()
+            .expect_err("not a key");
+        assert!(huge.to_string().len() < 400, "{huge}");
+        // D-Bus and JSON carry the same names as the command line.
+        for key in SortKey::ALL {
+            let json = serde_json::to_string(&key).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", key.as_str()));
+        }
     }
 
     #[test]

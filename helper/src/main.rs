@@ -11,7 +11,10 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use memmon_common::snapshot::{Mode, ProcessRow, Snapshot, SortKey, top_by};
+use memmon_common::{
+    column::Column,
+    snapshot::{Mode, ProcessRow, Snapshot, SortKey, top_by},
+};
 use memmon_helper::{
     Collector,
     client::HelperClient,
@@ -72,9 +75,7 @@ struct SnapshotArgs {
     /// How many processes to show (1..=100000).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     top: u32,
-    /// Column to rank by: pid, name, rss, virt, peak, anon, file, shmem, swap, mmap, munmap,
-    /// brk, net, peak-net, allocated, freed, growth (RSS growth rate; needs --watch or --bus).
-    #[arg(long, default_value = "rss")]
+    #[arg(long, default_value = "rss", help = sort_help())]
     sort: SortKey,
     /// Smallest first (default: largest first; names A→Z when sorting by name or pid).
     #[arg(long)]
@@ -104,6 +105,16 @@ struct SnapshotArgs {
     /// runs — exact peaks between samples, at a cost on every page fault (see the README).
     #[arg(long, value_name = "PID", requires = "bus")]
     high_res: Option<u32>,
+}
+
+/// The `--sort` help, from the column table.
+fn sort_help() -> String {
+    let keys: Vec<&str> = SortKey::ALL.iter().map(|k| k.as_str()).collect();
+    format!(
+        "Column to rank by: {} ({} is the RSS growth rate; needs --watch or --bus)",
+        keys.join(", "),
+        SortKey::Growth
+    )
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -364,37 +375,26 @@ fn write_table(out: &mut impl io::Write, snap: &Snapshot, args: &SnapshotArgs) -
             snap.bpf_drops
         )?;
     }
-    writeln!(
-        out,
-        "{:>7} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>11} {:>12}  NOTE",
-        "PID",
-        "NAME",
-        "RSS(MB)",
-        "VIRT(MB)",
-        "PEAK(MB)",
-        "MMAP#",
-        "MUNMAP#",
-        "BRK#",
-        "NET(MB)",
-        "GROW(MB/min)"
-    )?;
+    let columns: Vec<Column> = Column::listed_columns().collect();
+    let mut line = String::new();
+    for c in &columns {
+        line.push_str(&c.table_cell(&c.table_heading()));
+        line.push(' ');
+    }
+    writeln!(out, "{line} NOTE")?;
     for row in &snap.processes {
-        write_row(out, row)?;
+        line.clear();
+        for c in &columns {
+            line.push_str(&c.table_cell(&c.table_text(row)));
+            line.push(' ');
+        }
+        writeln!(out, "{line} {}", note(row))?;
     }
     Ok(())
 }
 
-fn write_row(out: &mut impl io::Write, row: &ProcessRow) -> io::Result<()> {
-    let mb = |kb: Option<u64>| {
-        kb.map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
-    };
-    let count = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
-    let a = row.alloc.as_ref();
-    let name: String = row.name.chars().take(16).collect();
-    let growth = row.growth.and_then(|g| g.headline()).map_or_else(
-        || "-".to_owned(),
-        |rate| format!("{:+.2}", rate / 1048576.0),
-    );
+/// What the columns cannot show: sustained growth, the high-resolution peak, a spike.
+fn note(row: &ProcessRow) -> String {
     let mut note = String::new();
     if row.growth.is_some_and(|g| g.sustained) {
         note.push_str("sustained growth ");
@@ -412,24 +412,8 @@ fn write_row(out: &mut impl io::Write, row: &ProcessRow) -> io::Result<()> {
             spike.size_bytes as f64 / 1048576.0
         ));
     }
-    writeln!(
-        out,
-        "{:>7} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>11} {:>12}  {}",
-        row.pid,
-        name,
-        mb(row.rss_kb),
-        mb(row.virtual_kb),
-        mb(row.peak_rss_kb),
-        count(a.map(|a| a.mmap_count)),
-        count(a.map(|a| a.munmap_count)),
-        count(a.map(|a| a.brk_count)),
-        a.map_or_else(
-            || "-".to_owned(),
-            |a| format!("{:.1}", a.net_mapped as f64 / 1048576.0)
-        ),
-        growth,
-        note.trim_end(),
-    )
+    note.truncate(note.trim_end().len());
+    note
 }
 
 fn detail(args: &DetailArgs) -> anyhow::Result<()> {

@@ -92,11 +92,12 @@ fn table_has_the_seeds_columns_sorted_as_asked() {
             "RSS(MB)",
             "VIRT(MB)",
             "PEAK(MB)",
+            "SWAP(MB)",
             "MMAP#",
             "MUNMAP#",
             "BRK#",
             "NET(MB)",
-            "GROW(MB/min)",
+            "GROWTH(MB/min)",
             "NOTE"
         ]
     );

@@ -1,14 +1,17 @@
 //! The process grid: the sortable top-100 table, its header (the whole cell sorts, titles
 //! aligned like their numbers) and keyboard navigation. In Embedded mode the allocation columns,
-//! which could only show "—", are left out (the banner says so).
+//! which could only show "—", are left out (the banner says so). What each column shows comes
+//! from the column table in `memmon_common::column`.
 
 use eframe::egui::{self, Align, Key, Modifiers, Sense};
-use egui_extras::{Column, TableBuilder};
-use memmon_common::snapshot::{ProcessRow, SortKey};
+use egui_extras::TableBuilder;
+use memmon_common::{
+    column::{self, Column, Unit},
+    snapshot::{ProcessRow, SortKey},
+};
 
 use crate::{
     command::Command,
-    format,
     model::{Model, key_of},
 };
 
@@ -22,119 +25,21 @@ pub fn height_for_rows(rows: usize) -> f32 {
     HEADER_HEIGHT + rows as f32 * ROW_HEIGHT + 24.0
 }
 
-/// One column: what it shows, how it is aligned, and whether it needs allocation tracking.
-struct GridColumn {
-    key: SortKey,
-    title: &'static str,
-    tip: &'static str,
-    align: Align,
-    needs_allocation_tracking: bool,
-}
-
-const fn col(key: SortKey, title: &'static str, tip: &'static str) -> GridColumn {
-    GridColumn {
-        key,
-        title,
-        tip,
-        align: Align::Max,
-        needs_allocation_tracking: false,
-    }
-}
-
-const fn alloc(key: SortKey, title: &'static str, tip: &'static str) -> GridColumn {
-    GridColumn {
-        needs_allocation_tracking: true,
-        ..col(key, title, tip)
-    }
-}
-
-const COLUMNS: [GridColumn; 11] = [
-    col(SortKey::Pid, "PID", "Process ID (thread-group id)"),
-    GridColumn {
-        align: Align::Min,
-        ..col(SortKey::Name, "Name", "Process name (comm)")
-    },
-    col(
-        SortKey::Rss,
-        "RSS",
-        "Resident set size: memory in RAM now (VmRSS)",
-    ),
-    col(
-        SortKey::Virt,
-        "Virtual",
-        "Virtual address space size (VmSize)",
-    ),
-    col(
-        SortKey::Peak,
-        "Peak RSS",
-        "The highest RSS this process reached (VmHWM)",
-    ),
-    alloc(
-        SortKey::Net,
-        "Net mapped",
-        "Net mapped: bytes mapped minus unmapped (mmap/munmap/brk) since tracking began — not RSS",
-    ),
-    alloc(
-        SortKey::Mmap,
-        "Mmap#",
-        "Successful mmap calls since tracking began",
-    ),
-    alloc(
-        SortKey::Munmap,
-        "Munmap#",
-        "Successful munmap calls since tracking began",
-    ),
-    alloc(
-        SortKey::Brk,
-        "Brk",
-        "brk calls that moved the program break",
-    ),
-    col(SortKey::Swap, "Swap", "Memory swapped out (VmSwap)"),
-    col(
-        SortKey::Growth,
-        "Growth",
-        "RSS growth per minute (Theil–Sen over 5 min, 1 min while less is known), ranked across \
-         all processes; red: grown without falling back for 2 minutes or more",
-    ),
-];
-
-/// A cell's text.
-fn cell_text(key: SortKey, r: &ProcessRow) -> String {
-    let dash = || "—".to_owned();
-    let a = r.alloc.as_ref();
-    match key {
-        SortKey::Pid => r.pid.to_string(),
-        SortKey::Name => r.name.clone(),
-        SortKey::Rss => r.rss_kb.map_or_else(dash, format::kib),
-        SortKey::Virt => r.virtual_kb.map_or_else(dash, format::kib),
-        SortKey::Peak => r.peak_rss_kb.map_or_else(dash, format::kib),
-        SortKey::Net => a.map_or_else(dash, |a| format::signed_bytes(a.net_mapped)),
-        SortKey::Mmap => a.map_or_else(dash, |a| a.mmap_count.to_string()),
-        SortKey::Munmap => a.map_or_else(dash, |a| a.munmap_count.to_string()),
-        SortKey::Brk => a.map_or_else(dash, |a| a.brk_count.to_string()),
-        SortKey::Swap => r.swap_kb.map_or_else(dash, format::kib),
-        SortKey::Growth => r
-            .growth
-            .and_then(|g| g.headline())
-            .map_or_else(dash, format::rate),
-        _ => dash(),
-    }
-}
-
 #[derive(Default)]
 pub struct Grid {
     /// Set by keyboard navigation: bring the selected row into view once.
     scroll_to_selected: bool,
     /// Where each header title was drawn last frame (for tests of the alignment).
-    title_rects: Vec<(SortKey, egui::Rect)>,
+    title_rects: Vec<(Column, egui::Rect)>,
 }
 
 impl Grid {
     /// Where the title of a column's header was drawn in the last frame.
     pub fn title_rect(&self, key: SortKey) -> Option<egui::Rect> {
+        let column = key.column();
         self.title_rects
             .iter()
-            .find(|(k, _)| *k == key)
+            .find(|(c, _)| *c == column)
             .map(|(_, r)| *r)
     }
 
@@ -145,19 +50,20 @@ impl Grid {
             .selected
             .and_then(|sel| rows.iter().position(|r| key_of(r) == sel));
         let shown = model.allocation_columns_shown();
-        let columns: Vec<&GridColumn> = COLUMNS
-            .iter()
-            .filter(|c| shown || !c.needs_allocation_tracking)
+        let columns: Vec<Column> = Column::listed_columns()
+            .filter(|c| shown || !c.full_mode_only())
             .collect();
         let mut table = TableBuilder::new(ui)
             .id_salt(("grid", shown))
             .striped(true)
             .cell_layout(egui::Layout::right_to_left(Align::Center));
         for c in &columns {
-            table = table.column(match c.key {
-                SortKey::Pid => Column::auto().at_least(60.0),
-                SortKey::Name => Column::initial(180.0).at_least(80.0).clip(true),
-                _ => Column::auto().at_least(80.0),
+            table = table.column(match (c.align(), c.unit()) {
+                (column::Align::Left, _) => egui_extras::Column::initial(180.0)
+                    .at_least(80.0)
+                    .clip(true),
+                (_, Unit::Id) => egui_extras::Column::auto().at_least(60.0),
+                _ => egui_extras::Column::auto().at_least(80.0),
             });
         }
         if std::mem::take(&mut self.scroll_to_selected)
@@ -170,13 +76,15 @@ impl Grid {
         let title_rects = &mut self.title_rects;
         table
             .header(HEADER_HEIGHT, |mut header| {
-                for c in &columns {
+                for &c in &columns {
                     header.col(|ui| {
-                        let descending = (c.key == sorted.0).then_some(sorted.1);
+                        let descending = (c.sort_key() == Some(sorted.0)).then_some(sorted.1);
                         let (response, title) = header_cell_ui(ui, c, descending);
-                        title_rects.push((c.key, title));
-                        if response.on_hover_text(c.tip).clicked() {
-                            commands.push(Command::Sort(c.key));
+                        title_rects.push((c, title));
+                        if response.on_hover_text(c.tooltip()).clicked()
+                            && let Some(key) = c.sort_key()
+                        {
+                            commands.push(Command::Sort(key));
                         }
                     });
                 }
@@ -188,15 +96,15 @@ impl Grid {
                     row.set_selected(selected_index == Some(index));
                     let sustained = r.growth.is_some_and(|g| g.sustained);
                     let mut clicked = false;
-                    for c in &columns {
+                    for &c in &columns {
                         row.col(|ui| {
-                            let text = cell_text(c.key, r);
-                            let label = if c.align == Align::Min {
+                            let text = c.display(r);
+                            let label = if c.align() == column::Align::Left {
                                 ui.with_layout(egui::Layout::left_to_right(Align::Center), |ui| {
                                     ui.add(egui::Label::new(text).sense(Sense::click()))
                                 })
                                 .inner
-                            } else if c.key == SortKey::Growth && sustained {
+                            } else if c == Column::Growth && sustained {
                                 let red =
                                     egui::RichText::new(text).color(ui.visuals().error_fg_color);
                                 ui.add(egui::Label::new(red).sense(Sense::click()))
@@ -268,13 +176,13 @@ impl Grid {
 /// Returns the cell's response and where the title was drawn.
 fn header_cell_ui(
     ui: &mut egui::Ui,
-    c: &GridColumn,
+    c: Column,
     descending: Option<bool>,
 ) -> (egui::Response, egui::Rect) {
     const ARROW: f32 = 14.0;
     let text_color = ui.visuals().strong_text_color();
     let galley = ui.painter().layout_no_wrap(
-        c.title.to_owned(),
+        c.title().to_owned(),
         egui::TextStyle::Body.resolve(ui.style()),
         text_color,
     );
@@ -287,14 +195,14 @@ fn header_cell_ui(
     let (rect, response) =
         ui.allocate_exact_size(egui::vec2(width, ui.available_height()), Sense::click());
     let label = match descending {
-        None => c.title.to_owned(),
-        Some(true) => format!("{}, sorted descending", c.title),
-        Some(false) => format!("{}, sorted ascending", c.title),
+        None => c.title().to_owned(),
+        Some(true) => format!("{}, sorted descending", c.title()),
+        Some(false) => format!("{}, sorted ascending", c.title()),
     };
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
-    let (title_x, arrow_x) = match c.align {
-        Align::Min => (rect.left(), rect.left() + galley.size().x + ARROW / 2.0),
-        _ => (
+    let (title_x, arrow_x) = match c.align() {
+        column::Align::Left => (rect.left(), rect.left() + galley.size().x + ARROW / 2.0),
+        column::Align::Right => (
             rect.right() - galley.size().x,
             rect.right() - galley.size().x - ARROW / 2.0,
         ),

@@ -1,0 +1,828 @@
+//! The process columns: one typed value per column that knows its title, tooltip, unit, names
+//! (CSV, command line), alignment, whether it needs Full mode, and how to read it from a
+//! [`ProcessRow`]. The app's grid, the CLI table, CSV export and the sort-key parser all read
+//! this table; adding a column is one variant, one entry in [`Column::ALL`] and one arm of
+//! [`Column::spec`].
+//!
+//! This module never decides layout or I/O: it formats one cell at a time.
+
+use crate::snapshot::{ProcessRow, SortKey};
+
+/// A column of the process table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Column {
+    Pid,
+    StartTime,
+    Name,
+    Rss,
+    Virt,
+    Peak,
+    Anon,
+    File,
+    Shmem,
+    Swap,
+    Mmap,
+    Munmap,
+    Brk,
+    Allocated,
+    Freed,
+    Net,
+    PeakNet,
+    /// The RSS growth rate the grid shows and sorts by ([`crate::diagnostics::Growth::headline`]).
+    Growth,
+    Growth1m,
+    Growth5m,
+    Growth15m,
+    NetGrowth5m,
+    Sustained,
+}
+
+/// What a column's number means, so each output can pick its own way to show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// An identifier or a clock-tick count shown as it is (PID, start time).
+    Id,
+    Text,
+    /// A number of calls.
+    Count,
+    KiB,
+    Bytes,
+    BytesPerMin,
+    Flag,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// One cell's value, in the column's [`Unit`]; absent cells are `None`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    Int(i128),
+    Rate(f64),
+    Text(&'a str),
+    Flag(bool),
+}
+
+impl Value<'_> {
+    /// The number a column sorts by (text sorts by itself, not by this).
+    pub fn sort_number(self) -> Option<i128> {
+        match self {
+            Value::Int(n) => Some(n),
+            // Bytes per minute, whole: finer differences are noise.
+            Value::Rate(r) => Some(r.round() as i128),
+            Value::Flag(b) => Some(i128::from(b)),
+            Value::Text(_) => None,
+        }
+    }
+}
+
+/// Everything memmon knows about one column.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    /// The grid's header, and the column's name in prose.
+    pub title: &'static str,
+    pub tooltip: &'static str,
+    pub unit: Unit,
+    /// The CSV column (and flat export field) name; `None`: not exported.
+    pub csv: Option<&'static str>,
+    /// The sort key and its name on the command line and over D-Bus; `None`: not sortable.
+    pub sort: Option<(SortKey, &'static str)>,
+    pub align: Align,
+    /// Only eBPF allocation tracking (Full mode) fills it.
+    pub full_mode_only: bool,
+    /// Shown in the app's grid and the CLI table (needs a command-line name); otherwise the
+    /// column is only exported or sorted by.
+    pub listed: bool,
+    /// The column's datum of a row.
+    pub value: fn(&ProcessRow) -> Option<Value<'_>>,
+}
+
+/// The defaults most columns share: a right-aligned, unlisted /proc number.
+const fn number(title: &'static str, tooltip: &'static str, unit: Unit) -> Spec {
+    Spec {
+        title,
+        tooltip,
+        unit,
+        csv: None,
+        sort: None,
+        align: Align::Right,
+        full_mode_only: false,
+        listed: false,
+        value: |_| None,
+    }
+}
+
+fn kb(v: Option<u64>) -> Option<Value<'static>> {
+    v.map(|v| Value::Int(i128::from(v)))
+}
+
+fn rate(v: Option<f64>) -> Option<Value<'static>> {
+    v.map(Value::Rate)
+}
+
+fn alloc(row: &ProcessRow, f: fn(&crate::snapshot::AllocStats) -> i128) -> Option<Value<'_>> {
+    row.alloc.as_ref().map(|a| Value::Int(f(a)))
+}
+
+impl Column {
+    /// Every column, in the order every output lists them. Kept in declaration order (checked
+    /// at compile time below).
+    pub const ALL: [Column; 23] = [
+        Column::Pid,
+        Column::StartTime,
+        Column::Name,
+        Column::Rss,
+        Column::Virt,
+        Column::Peak,
+        Column::Anon,
+        Column::File,
+        Column::Shmem,
+        Column::Swap,
+        Column::Mmap,
+        Column::Munmap,
+        Column::Brk,
+        Column::Allocated,
+        Column::Freed,
+        Column::Net,
+        Column::PeakNet,
+        Column::Growth,
+        Column::Growth1m,
+        Column::Growth5m,
+        Column::Growth15m,
+        Column::NetGrowth5m,
+        Column::Sustained,
+    ];
+
+    /// The column table.
+    pub const fn spec(self) -> Spec {
+        use Unit::*;
+        match self {
+            Column::Pid => Spec {
+                csv: Some("pid"),
+                sort: Some((SortKey::Pid, "pid")),
+                listed: true,
+                value: |r| Some(Value::Int(i128::from(r.pid))),
+                ..number("PID", "Process ID (thread-group id)", Id)
+            },
+            Column::StartTime => Spec {
+                csv: Some("start_time"),
+                value: |r| Some(Value::Int(i128::from(r.start_time))),
+                ..number(
+                    "Start time",
+                    "Start time in clock ticks after boot: with the PID it identifies the process",
+                    Id,
+                )
+            },
+            Column::Name => Spec {
+                csv: Some("name"),
+                sort: Some((SortKey::Name, "name")),
+                align: Align::Left,
+                listed: true,
+                value: |r| Some(Value::Text(&r.name)),
+                ..number("Name", "Process name (comm)", Text)
+            },
+            Column::Rss => Spec {
+                csv: Some("rss_kb"),
+                sort: Some((SortKey::Rss, "rss")),
+                listed: true,
+                value: |r| kb(r.rss_kb),
+                ..number("RSS", "Resident set size: memory in RAM now (VmRSS)", KiB)
+            },
+            Column::Virt => Spec {
+                csv: Some("virtual_kb"),
+                sort: Some((SortKey::Virt, "virt")),
+                listed: true,
+                value: |r| kb(r.virtual_kb),
+                ..number("Virtual", "Virtual address space size (VmSize)", KiB)
+            },
+            Column::Peak => Spec {
+                csv: Some("peak_rss_kb"),
+                sort: Some((SortKey::Peak, "peak")),
+                listed: true,
+                value: |r| kb(r.peak_rss_kb),
+                ..number(
+                    "Peak RSS",
+                    "The highest RSS this process reached (VmHWM)",
+                    KiB,
+                )
+            },
+            Column::Anon => Spec {
+                csv: Some("rss_anon_kb"),
+                sort: Some((SortKey::Anon, "anon")),
+                value: |r| kb(r.rss_anon_kb),
+                ..number("Anonymous RSS", "Resident anonymous memory (RssAnon)", KiB)
+            },
+            Column::File => Spec {
+                csv: Some("rss_file_kb"),
+                sort: Some((SortKey::File, "file")),
+                value: |r| kb(r.rss_file_kb),
+                ..number("File RSS", "Resident file mappings (RssFile)", KiB)
+            },
+            Column::Shmem => Spec {
+                csv: Some("rss_shmem_kb"),
+                sort: Some((SortKey::Shmem, "shmem")),
+                value: |r| kb(r.rss_shmem_kb),
+                ..number("Shared RSS", "Resident shared memory (RssShmem)", KiB)
+            },
+            Column::Swap => Spec {
+                csv: Some("swap_kb"),
+                sort: Some((SortKey::Swap, "swap")),
+                listed: true,
+                value: |r| kb(r.swap_kb),
+                ..number("Swap", "Memory swapped out (VmSwap)", KiB)
+            },
+            Column::Mmap => Spec {
+                csv: Some("mmap_count"),
+                sort: Some((SortKey::Mmap, "mmap")),
+                listed: true,
+                full_mode_only: true,
+                value: |r| alloc(r, |a| i128::from(a.mmap_count)),
+                ..number("Mmap#", "Successful mmap calls since tracking began", Count)
+            },
+            Column::Munmap => Spec {
+                csv: Some("munmap_count"),
+                sort: Some((SortKey::Munmap, "munmap")),
+                listed: true,
+                full_mode_only: true,
+                value: |r| alloc(r, |a| i128::from(a.munmap_count)),
+                ..number(
+                    "Munmap#",
+                    "Successful munmap calls since tracking began",
+                    Count,
+                )
+            },
+            Column::Brk => Spec {
+                csv: Some("brk_count"),
+                sort: Some((SortKey::Brk, "brk")),
+                listed: true,
+                full_mode_only: true,
+                value: |r| alloc(r, |a| i128::from(a.brk_count)),
+                ..number("Brk", "brk calls that moved the program break", Count)
+            },
+            Column::Allocated => Spec {
+                csv: Some("total_allocated_bytes"),
+                sort: Some((SortKey::Allocated, "allocated")),
+                full_mode_only: true,
+                value: |r| alloc(r, |a| i128::from(a.total_allocated)),
+                ..number(
+                    "Allocated",
+                    "Bytes mapped (mmap, page-rounded) plus brk growth since tracking began",
+                    Bytes,
+                )
+            },
+            Column::Freed => Spec {
+                csv: Some("total_freed_bytes"),
+                sort: Some((SortKey::Freed, "freed")),
+                full_mode_only: true,
+                value: |r| alloc(r, |a| i128::from(a.total_freed)),
+                ..number(
+                    "Freed",
+                    "Bytes unmapped (munmap, page-rounded) plus brk shrink since tracking began",
+                    Bytes,
+                )
+            },
+            Column::Net => Spec {
+                csv: Some("net_mapped_bytes"),
+                sort: Some((SortKey::Net, "net")),
+                listed: true,
+                full_mode_only: true,
+                value: |r| alloc(r, |a| i128::from(a.net_mapped)),
+                ..number(
+                    "Net mapped",
+                    "Net mapped: bytes mapped minus unmapped (mmap/munmap/brk) since tracking \
+                     began — not RSS",
+                    Bytes,
+                )
+            },
+            Column::PeakNet => Spec {
+                csv: Some("peak_net_mapped_bytes"),
+                sort: Some((SortKey::PeakNet, "peak-net")),
+                full_mode_only: true,
+                value: |r| alloc(r, |a| i128::from(a.peak_net_mapped)),
+                ..number("Peak net mapped", "The highest net mapped reached", Bytes)
+            },
+            Column::Growth => Spec {
+                sort: Some((SortKey::Growth, "growth")),
+                listed: true,
+                value: |r| rate(r.growth.and_then(|g| g.headline())),
+                ..number(
+                    "Growth",
+                    "RSS growth per minute (Theil–Sen over 5 min, 1 min while less is known), \
+                     ranked across all processes; red: grown without falling back for 2 minutes \
+                     or more",
+                    BytesPerMin,
+                )
+            },
+            Column::Growth1m => Spec {
+                csv: Some("rss_growth_1m_bytes_per_min"),
+                value: |r| rate(r.growth.and_then(|g| g.rss_1m)),
+                ..number(
+                    "Growth 1 min",
+                    "RSS growth per minute over 1 minute",
+                    BytesPerMin,
+                )
+            },
+            Column::Growth5m => Spec {
+                csv: Some("rss_growth_5m_bytes_per_min"),
+                value: |r| rate(r.growth.and_then(|g| g.rss_5m)),
+                ..number(
+                    "Growth 5 min",
+                    "RSS growth per minute over 5 minutes",
+                    BytesPerMin,
+                )
+            },
+            Column::Growth15m => Spec {
+                csv: Some("rss_growth_15m_bytes_per_min"),
+                value: |r| rate(r.growth.and_then(|g| g.rss_15m)),
+                ..number(
+                    "Growth 15 min",
+                    "RSS growth per minute over 15 minutes",
+                    BytesPerMin,
+                )
+            },
+            Column::NetGrowth5m => Spec {
+                csv: Some("net_growth_5m_bytes_per_min"),
+                full_mode_only: true,
+                value: |r| rate(r.growth.and_then(|g| g.net_5m)),
+                ..number(
+                    "Net growth 5 min",
+                    "Net mapped growth per minute over 5 minutes",
+                    BytesPerMin,
+                )
+            },
+            Column::Sustained => Spec {
+                csv: Some("sustained_growth"),
+                value: |r| r.growth.map(|g| Value::Flag(g.sustained)),
+                ..number(
+                    "Sustained growth",
+                    "RSS grown without falling back for 2 minutes or more",
+                    Flag,
+                )
+            },
+        }
+    }
+
+    pub const fn title(self) -> &'static str {
+        self.spec().title
+    }
+
+    pub const fn tooltip(self) -> &'static str {
+        self.spec().tooltip
+    }
+
+    pub const fn unit(self) -> Unit {
+        self.spec().unit
+    }
+
+    pub const fn align(self) -> Align {
+        self.spec().align
+    }
+
+    pub const fn csv_name(self) -> Option<&'static str> {
+        self.spec().csv
+    }
+
+    /// The name on the command line (`--sort`) and over D-Bus.
+    pub const fn cli_name(self) -> Option<&'static str> {
+        match self.spec().sort {
+            Some((_, name)) => Some(name),
+            None => None,
+        }
+    }
+
+    pub const fn sort_key(self) -> Option<SortKey> {
+        match self.spec().sort {
+            Some((key, _)) => Some(key),
+            None => None,
+        }
+    }
+
+    pub const fn full_mode_only(self) -> bool {
+        self.spec().full_mode_only
+    }
+
+    /// Listed in the grid and the CLI table.
+    pub const fn listed(self) -> bool {
+        self.spec().listed
+    }
+
+    /// The columns of the grid and the CLI table, in order.
+    pub fn listed_columns() -> impl Iterator<Item = Column> {
+        Column::ALL.into_iter().filter(|c| c.listed())
+    }
+
+    pub fn value(self, row: &ProcessRow) -> Option<Value<'_>> {
+        (self.spec().value)(row)
+    }
+
+    /// The number this column sorts by; `None` (absent, or text) sorts below every number.
+    pub fn sort_number(self, row: &ProcessRow) -> Option<i128> {
+        self.value(row)?.sort_number()
+    }
+
+    /// The cell as the app shows it, in human units; "—" when absent.
+    pub fn display(self, row: &ProcessRow) -> String {
+        let Some(value) = self.value(row) else {
+            return "—".to_owned();
+        };
+        match (value, self.unit()) {
+            (Value::Int(n), Unit::KiB) => kib(u64::try_from(n).unwrap_or(0)),
+            (Value::Int(n), Unit::Bytes) => signed_bytes(n as f64),
+            (Value::Int(n), _) => n.to_string(),
+            (Value::Rate(r), _) => rate_per_min(r),
+            (Value::Text(t), _) => t.to_owned(),
+            (Value::Flag(b), _) => if b { "yes" } else { "no" }.to_owned(),
+        }
+    }
+
+    /// The CLI table's heading: the command-line name in capitals with the unit.
+    pub fn table_heading(self) -> String {
+        let name = self.cli_name().unwrap_or(self.title()).to_uppercase();
+        match self.unit() {
+            Unit::KiB | Unit::Bytes => format!("{name}(MB)"),
+            Unit::BytesPerMin => format!("{name}(MB/min)"),
+            Unit::Count => format!("{name}#"),
+            Unit::Id | Unit::Text | Unit::Flag => name,
+        }
+    }
+
+    /// The CLI table's width for this column (text is cut to it).
+    pub fn table_width(self) -> usize {
+        let width = match self.unit() {
+            Unit::Id => 7,
+            Unit::Text => 16,
+            Unit::Count | Unit::Flag => 8,
+            Unit::KiB | Unit::Bytes => 10,
+            Unit::BytesPerMin => 12,
+        };
+        width.max(self.table_heading().chars().count())
+    }
+
+    /// The cell as the CLI table prints it: MB with one decimal, growth in MB/min with a sign;
+    /// "-" when absent.
+    pub fn table_text(self, row: &ProcessRow) -> String {
+        const MIB: f64 = 1_048_576.0;
+        let Some(value) = self.value(row) else {
+            return "-".to_owned();
+        };
+        match (value, self.unit()) {
+            (Value::Int(n), Unit::KiB) => format!("{:.1}", n as f64 / 1024.0),
+            (Value::Int(n), Unit::Bytes) => format!("{:.1}", n as f64 / MIB),
+            (Value::Int(n), _) => n.to_string(),
+            (Value::Rate(r), _) => format!("{:+.2}", r / MIB),
+            (Value::Text(t), _) => t.chars().take(self.table_width()).collect(),
+            (Value::Flag(b), _) => if b { "yes" } else { "no" }.to_owned(),
+        }
+    }
+
+    /// This column's cell of `row`, padded to the CLI table's width.
+    pub fn table_cell(self, text: &str) -> String {
+        let width = self.table_width();
+        match self.align() {
+            Align::Left => format!("{text:<width$}"),
+            Align::Right => format!("{text:>width$}"),
+        }
+    }
+}
+
+/// How many columns have a sort key (each has exactly one, checked at compile time).
+pub(crate) const SORTABLE: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < Column::ALL.len() {
+        if Column::ALL[i].sort_key().is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The sort keys in the table's order.
+pub(crate) const SORT_KEYS: [SortKey; SORTABLE] = {
+    let mut keys = [SortKey::Pid; SORTABLE];
+    let (mut n, mut i) = (0, 0);
+    while i < Column::ALL.len() {
+        if let Some(key) = Column::ALL[i].sort_key() {
+            keys[n] = key;
+            n += 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
+/// The column of each sort key, indexed by the key's discriminant. Building it fails to compile
+/// when a key has no column or two columns claim one key.
+pub(crate) const BY_SORT_KEY: [Column; SORTABLE] = {
+    let mut by_key: [Option<Column>; SORTABLE] = [None; SORTABLE];
+    let mut i = 0;
+    while i < Column::ALL.len() {
+        if let Some(key) = Column::ALL[i].sort_key() {
+            assert!(
+                by_key[key as usize].is_none(),
+                "two columns sort by one key"
+            );
+            by_key[key as usize] = Some(Column::ALL[i]);
+        }
+        i += 1;
+    }
+    let mut out = [Column::Pid; SORTABLE];
+    let mut k = 0;
+    while k < SORTABLE {
+        out[k] = by_key[k].expect("a sort key without a column");
+        k += 1;
+    }
+    out
+};
+
+/// The command-line name of each sort key, indexed by the key's discriminant.
+pub(crate) const SORT_NAMES: [&str; SORTABLE] = {
+    let mut names = [""; SORTABLE];
+    let mut k = 0;
+    while k < SORTABLE {
+        names[k] = BY_SORT_KEY[k]
+            .cli_name()
+            .expect("a sortable column has a name");
+        k += 1;
+    }
+    names
+};
+
+/// The CSV columns in order.
+pub const CSV_COLUMNS: [Column; csv_count()] = {
+    let mut out = [Column::Pid; csv_count()];
+    let (mut n, mut i) = (0, 0);
+    while i < Column::ALL.len() {
+        if Column::ALL[i].csv_name().is_some() {
+            out[n] = Column::ALL[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+const fn csv_count() -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < Column::ALL.len() {
+        if Column::ALL[i].csv_name().is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+// `ALL` lists every variant once, in declaration order.
+const _: () = {
+    let mut i = 0;
+    while i < Column::ALL.len() {
+        assert!(Column::ALL[i] as usize == i, "Column::ALL out of order");
+        i += 1;
+    }
+};
+
+/// KiB → "512 KiB", "3.4 MiB", "1.20 GiB".
+pub fn kib(kb: u64) -> String {
+    bytes(kb.saturating_mul(1024) as f64)
+}
+
+/// Signed bytes → "-3.4 MiB".
+pub fn signed_bytes(b: f64) -> String {
+    if b < 0.0 {
+        format!("-{}", bytes(-b))
+    } else {
+        bytes(b)
+    }
+}
+
+/// Bytes → "0 B", "512 KiB", "3.4 MiB", "1.20 GiB".
+pub fn bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{v:.0} {}", UNITS[0]),
+        1 => format!("{v:.0} {}", UNITS[1]),
+        2 => format!("{v:.1} {}", UNITS[2]),
+        _ => format!("{v:.2} {}", UNITS[unit]),
+    }
+}
+
+/// Bytes per minute → "+2.0 MiB/min", "-512 KiB/min", "0 B/min".
+pub fn rate_per_min(bytes_per_min: f64) -> String {
+    let sign = if bytes_per_min > 0.5 {
+        "+"
+    } else if bytes_per_min < -0.5 {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{}/min", bytes(bytes_per_min.abs().round()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::{diagnostics::Growth, snapshot::AllocStats};
+
+    fn full_row() -> ProcessRow {
+        ProcessRow {
+            pid: 42,
+            start_time: 9_000,
+            name: "firefox".into(),
+            rss_kb: Some(3 * 1024 + 400),
+            virtual_kb: Some(5 * 1024 * 1024 / 4),
+            peak_rss_kb: Some(512),
+            rss_anon_kb: Some(1),
+            rss_file_kb: Some(2),
+            rss_shmem_kb: Some(3),
+            swap_kb: Some(0),
+            alloc: Some(AllocStats {
+                mmap_count: 7,
+                munmap_count: 3,
+                brk_count: 2,
+                total_allocated: 1 << 20,
+                total_freed: 4096,
+                net_mapped: -1536 * 1024,
+                peak_net_mapped: 1 << 30,
+                ..Default::default()
+            }),
+            growth: Some(Growth {
+                rss_1m: Some(1.0),
+                rss_5m: Some(2.0 * 1_048_576.0),
+                rss_15m: Some(-3.0),
+                net_5m: Some(0.0),
+                sustained: true,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_every_sort_key_has_its_column() {
+        let csv: Vec<_> = Column::ALL.iter().filter_map(|c| c.csv_name()).collect();
+        assert_eq!(
+            csv.iter().collect::<HashSet<_>>().len(),
+            csv.len(),
+            "{csv:?}"
+        );
+        let cli: Vec<_> = Column::ALL.iter().filter_map(|c| c.cli_name()).collect();
+        assert_eq!(
+            cli.iter().collect::<HashSet<_>>().len(),
+            cli.len(),
+            "{cli:?}"
+        );
+        let titles: HashSet<_> = Column::ALL.iter().map(|c| c.title()).collect();
+        assert_eq!(titles.len(), Column::ALL.len());
+        for key in SortKey::ALL {
+            let column = key.column();
+            assert_eq!(column.sort_key(), Some(key));
+            assert_eq!(column.cli_name(), Some(key.as_str()));
+        }
+        assert_eq!(SortKey::ALL.len(), cli.len());
+        for c in Column::ALL {
+            assert!(
+                !c.listed() || c.sort_key().is_some(),
+                "{c:?} is listed unsortable"
+            );
+            assert!(!c.title().is_empty() && !c.tooltip().is_empty(), "{c:?}");
+            // The sort-key parser quotes at most twice the longest name.
+            assert!(c.cli_name().is_none_or(|n| n.len() <= 16), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn each_value_has_its_units_kind() {
+        let row = full_row();
+        for c in Column::ALL {
+            let value = c.value(&row).unwrap_or_else(|| panic!("{c:?} is empty"));
+            let fits = match value {
+                Value::Int(_) => {
+                    matches!(c.unit(), Unit::Id | Unit::Count | Unit::KiB | Unit::Bytes)
+                }
+                Value::Rate(_) => c.unit() == Unit::BytesPerMin,
+                Value::Text(_) => c.unit() == Unit::Text,
+                Value::Flag(_) => c.unit() == Unit::Flag,
+            };
+            assert!(fits, "{c:?}: {value:?} is not in {:?}", c.unit());
+        }
+    }
+
+    #[test]
+    fn cells_in_human_units_and_absent_ones_as_dashes() {
+        let row = full_row();
+        for (c, want) in [
+            (Column::Pid, "42"),
+            (Column::Name, "firefox"),
+            (Column::Rss, "3.4 MiB"),
+            (Column::Virt, "1.25 GiB"),
+            (Column::Peak, "512 KiB"),
+            (Column::Swap, "0 B"),
+            (Column::Mmap, "7"),
+            (Column::Net, "-1.5 MiB"),
+            (Column::Growth, "+2.0 MiB/min"),
+            (Column::Sustained, "yes"),
+        ] {
+            assert_eq!(c.display(&row), want, "{c:?}");
+        }
+        assert_eq!(Column::Rss.table_text(&row), "3.4");
+        assert_eq!(Column::Net.table_text(&row), "-1.5");
+        assert_eq!(Column::Growth.table_text(&row), "+2.00");
+        let bare = ProcessRow {
+            pid: 2,
+            name: "kthreadd".into(),
+            ..Default::default()
+        };
+        for c in Column::ALL {
+            let present = matches!(c, Column::Pid | Column::StartTime | Column::Name);
+            assert_eq!(c.value(&bare).is_some(), present, "{c:?}");
+            if !present {
+                assert_eq!(c.display(&bare), "—", "{c:?}");
+                assert_eq!(c.table_text(&bare), "-", "{c:?}");
+                assert_eq!(c.sort_number(&bare), None, "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_align_left_and_numbers_right() {
+        for c in Column::ALL {
+            let want = if c.unit() == Unit::Text {
+                Align::Left
+            } else {
+                Align::Right
+            };
+            assert_eq!(c.align(), want, "{c:?}");
+        }
+        assert_eq!(Column::Name.table_cell("ab").len(), 16);
+        assert!(Column::Name.table_cell("ab").starts_with("ab"));
+        assert!(Column::Rss.table_cell("1.0").ends_with(" 1.0"));
+        let long = ProcessRow {
+            name: "a-very-long-process-name".into(),
+            ..Default::default()
+        };
+        assert_eq!(Column::Name.table_text(&long), "a-very-long-proc");
+    }
+
+    #[test]
+    fn only_allocation_columns_need_full_mode() {
+        let full: Vec<_> = Column::ALL
+            .into_iter()
+            .filter(|c| c.full_mode_only())
+            .collect();
+        let row = ProcessRow {
+            growth: Some(Growth::default()),
+            ..full_row()
+        };
+        let no_alloc = ProcessRow {
+            alloc: None,
+            ..row.clone()
+        };
+        for c in &full {
+            if *c != Column::NetGrowth5m {
+                assert!(c.value(&no_alloc).is_none(), "{c:?} is filled without eBPF");
+            }
+        }
+        assert!(full.contains(&Column::Net) && !full.contains(&Column::Rss));
+        let headings: Vec<String> = Column::listed_columns()
+            .map(|c| c.table_heading())
+            .collect();
+        assert_eq!(
+            headings,
+            [
+                "PID",
+                "NAME",
+                "RSS(MB)",
+                "VIRT(MB)",
+                "PEAK(MB)",
+                "SWAP(MB)",
+                "MMAP#",
+                "MUNMAP#",
+                "BRK#",
+                "NET(MB)",
+                "GROWTH(MB/min)"
+            ]
+        );
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(kib(0), "0 B");
+        assert_eq!(kib(512), "512 KiB");
+        assert_eq!(signed_bytes(-1536.0 * 1024.0), "-1.5 MiB");
+        assert_eq!(rate_per_min(-512.0 * 1024.0), "-512 KiB/min");
+        assert_eq!(rate_per_min(0.1), "0 B/min");
+    }
+}
