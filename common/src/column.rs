@@ -441,11 +441,16 @@ impl Column {
     /// The CLI table's heading: the command-line name in capitals with the unit.
     pub fn table_heading(self) -> String {
         let name = self.cli_name().unwrap_or(self.title()).to_uppercase();
+        format!("{name}{}", self.table_unit())
+    }
+
+    /// The unit the CLI table shows this column in, as its heading says it.
+    const fn table_unit(self) -> &'static str {
         match self.unit() {
-            Unit::KiB | Unit::Bytes => format!("{name}(MB)"),
-            Unit::BytesPerMin => format!("{name}(MB/min)"),
-            Unit::Count => format!("{name}#"),
-            Unit::Id | Unit::Text | Unit::Flag => name,
+            Unit::KiB | Unit::Bytes => "(MB)",
+            Unit::BytesPerMin => "(MB/min)",
+            Unit::Count => "#",
+            Unit::Id | Unit::Text | Unit::Flag => "",
         }
     }
 
@@ -458,7 +463,8 @@ impl Column {
             Unit::KiB | Unit::Bytes => 10,
             Unit::BytesPerMin => 12,
         };
-        width.max(self.table_heading().chars().count())
+        let name = self.cli_name().unwrap_or(self.title());
+        width.max(name.chars().count() + self.table_unit().len())
     }
 
     /// The cell as the CLI table prints it: MB with one decimal, growth in MB/min with a sign;
@@ -478,7 +484,7 @@ impl Column {
         }
     }
 
-    /// This column's cell of `row`, padded to the CLI table's width.
+    /// `text` (a heading or a cell of this column) padded to the CLI table's width.
     pub fn table_cell(self, text: &str) -> String {
         let width = self.table_width();
         match self.align() {
