@@ -3,33 +3,28 @@
 //!
 //! It owns its state and hands out owned snapshots; it never shares a lock with a consumer.
 
-#[cfg(feature = "ebpf")]
-use std::collections::HashSet;
-use std::{collections::VecDeque, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
 
 use memmon_common::{
-    diagnostics::{OomKill, OomSource},
+    ProcRecord,
     process_key::ProcessKey,
     snapshot::{AllocStats, Mode, ProcessRow, Snapshot, SystemMemory, unix_ms_now},
 };
 use procfs::{Current as _, Meminfo};
 
+pub use crate::oom::MAX_OOM_KILLS;
 use crate::{
+    oom::{NamedVictim, OomKills},
     pressure::PressureReader,
     proc_scan::{ProcSample, ProcScanner, ScanError},
+    tracker::Tracker,
     trends::Trends,
 };
 
-/// OOM kills remembered (newest kept).
-pub const MAX_OOM_KILLS: usize = 32;
-
-#[cfg(feature = "ebpf")]
-use crate::tracker::Tracker;
-#[cfg(feature = "ebpf")]
-use memmon_common::ProcRecord;
-
 /// Stale kernel entries (exits the programs could not see) are swept this often, in ticks.
-#[cfg(feature = "ebpf")]
 const GC_EVERY_TICKS: u32 = 30;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,27 +41,19 @@ pub struct Collector {
     mode: Mode,
     reason: Option<String>,
     /// Nanoseconds per clock tick, to compare /proc start times with kernel timestamps.
-    #[cfg(feature = "ebpf")]
     ns_per_clock_tick: u64,
-    #[cfg(feature = "ebpf")]
+    /// The eBPF programs (a build without the `ebpf` feature never has one).
     tracker: Option<Tracker>,
-    #[cfg(feature = "ebpf")]
     ticks_since_gc: u32,
     /// When each process's counters last changed, to date its last activity.
-    #[cfg(feature = "ebpf")]
-    activity: std::collections::HashMap<u32, Activity>,
+    activity: HashMap<u32, Activity>,
     tick: u64,
     taken_at_unix_ms: u64,
     trends: Trends,
     pressure: PressureReader,
-    /// The kernel's `oom_kill` counter at the previous tick.
-    oom_counter: Option<u64>,
-    /// Kills the counter showed that no vanished process explained yet, and for how many ticks.
-    oom_pending: (usize, u32),
-    oom_kills: VecDeque<OomKill>,
+    oom_kills: OomKills,
     timings: Timings,
     /// The process watched in high-resolution mode, and its event count at the last tick.
-    #[cfg(feature = "ebpf")]
     rss_target: Option<(ProcessKey, u64)>,
 }
 
@@ -78,7 +65,6 @@ pub struct Timings {
     pub pressure_us: u64,
 }
 
-#[cfg(feature = "ebpf")]
 struct Activity {
     start_time: u64,
     ops: u64,
@@ -92,9 +78,9 @@ impl Collector {
         Collector::new(Mode::Embedded, Some(reason.into()))
     }
 
-    /// The helper's collector: tries to load and attach the eBPF programs; on failure it runs in
-    /// /proc-only mode and [`Collector::mode_reason`] says why.
-    #[cfg(feature = "ebpf")]
+    /// The helper's collector: tries to load and attach the eBPF programs; on failure (or in a
+    /// build without the `ebpf` feature) it runs in /proc-only mode and
+    /// [`Collector::mode_reason`] says why.
     pub fn with_ebpf() -> Collector {
         match Tracker::start(crate::proc_scan::page_size()) {
             Ok(tracker) => {
@@ -106,38 +92,22 @@ impl Collector {
         }
     }
 
-    /// The helper's collector when built without the `ebpf` feature.
-    #[cfg(not(feature = "ebpf"))]
-    pub fn with_ebpf() -> Collector {
-        Collector::new(
-            Mode::ProcOnly,
-            Some("memmon-helper was built without the ebpf feature — /proc data only".into()),
-        )
-    }
-
     fn new(mode: Mode, reason: Option<String>) -> Collector {
         Collector {
             scanner: ProcScanner::new(),
             samples: Vec::new(),
             mode,
             reason,
-            #[cfg(feature = "ebpf")]
             ns_per_clock_tick: 1_000_000_000 / crate::proc_scan::clock_ticks_per_second(),
-            #[cfg(feature = "ebpf")]
             tracker: None,
-            #[cfg(feature = "ebpf")]
             ticks_since_gc: 0,
-            #[cfg(feature = "ebpf")]
-            activity: std::collections::HashMap::new(),
+            activity: HashMap::new(),
             tick: 0,
             taken_at_unix_ms: 0,
             trends: Trends::new(),
             pressure: PressureReader::new(),
-            oom_counter: None,
-            oom_pending: (0, 0),
-            oom_kills: VecDeque::new(),
+            oom_kills: OomKills::new(),
             timings: Timings::default(),
-            #[cfg(feature = "ebpf")]
             rss_target: None,
         }
     }
@@ -176,7 +146,14 @@ impl Collector {
         self.trends.update(taken_at_unix_ms, &mut rows);
         let trended = Instant::now();
         let pressure = self.pressure.read();
-        self.note_oom_kills(pressure.and_then(|p| p.oom_kill_total), &rows);
+        let named = self.named_oom_victims();
+        self.oom_kills.note(
+            taken_at_unix_ms,
+            pressure.and_then(|p| p.oom_kill_total),
+            named,
+            self.trends.vanished(),
+            &rows,
+        );
         self.timings = Timings {
             scan_us: scanned.duration_since(started).as_micros() as u64,
             trends_us: trended.duration_since(scanned).as_micros() as u64,
@@ -191,7 +168,7 @@ impl Collector {
             process_count: rows.len() as u32,
             bpf_drops,
             pressure,
-            oom_kills: self.oom_kills.iter().cloned().collect(),
+            oom_kills: self.oom_kills.kills().cloned().collect(),
             processes: rows,
         })
     }
@@ -199,7 +176,6 @@ impl Collector {
     /// Watches every RSS change of one process through `kmem:rss_stat` (`None` stops). Only
     /// one process at a time; Full mode only. The process must still be the one that started
     /// at `start_time`.
-    #[cfg(feature = "ebpf")]
     pub fn watch_rss(&mut self, target: Option<ProcessKey>) -> Result<(), String> {
         let tracker = self
             .tracker
@@ -225,14 +201,12 @@ impl Collector {
     }
 
     /// The watched process, if any.
-    #[cfg(feature = "ebpf")]
     pub fn rss_target(&self) -> Option<ProcessKey> {
         self.rss_target.map(|(key, _)| key)
     }
 
     /// Fills the watched process's row with what the kernel saw since the last tick; stops
     /// watching a process that exited.
-    #[cfg(feature = "ebpf")]
     fn high_res(&mut self, rows: &mut [ProcessRow]) {
         let Some((key, last_events)) = self.rss_target else {
             return;
@@ -251,105 +225,18 @@ impl Collector {
         self.rss_target = Some((key, seen.events));
     }
 
-    #[cfg(not(feature = "ebpf"))]
-    fn high_res(&mut self, _rows: &mut [ProcessRow]) {}
-
-    #[cfg(not(feature = "ebpf"))]
-    pub fn watch_rss(&mut self, _target: Option<ProcessKey>) -> Result<(), String> {
-        Err("high resolution needs eBPF; this build has none".into())
+    /// Victims the kernel named since the last tick; `None` when it does not name them.
+    fn named_oom_victims(&mut self) -> Option<Vec<NamedVictim>> {
+        let tracker = self.tracker.as_mut()?;
+        let victims = tracker.drain_oom_victims();
+        tracker.names_oom_victims().then(|| {
+            victims
+                .iter()
+                .map(|(pid, v)| NamedVictim::from_kernel(*pid, v))
+                .collect()
+        })
     }
 
-    #[cfg(not(feature = "ebpf"))]
-    pub fn rss_target(&self) -> Option<ProcessKey> {
-        None
-    }
-
-    /// Victims the kernel named this tick, else, when its `oom_kill` counter rose, the largest
-    /// processes that vanished this tick (one per kill), marked as inferred.
-    fn note_oom_kills(&mut self, counter: Option<u64>, rows: &[ProcessRow]) {
-        let now = self.taken_at_unix_ms;
-        let kills = match (self.oom_counter, counter) {
-            (Some(before), Some(after)) => after.saturating_sub(before) as usize,
-            _ => 0,
-        };
-        if counter.is_some() {
-            self.oom_counter = counter;
-        }
-        let (named, names_victims) = self.named_oom_victims();
-        let mut found: Vec<OomKill> = named
-            .into_iter()
-            .map(|(pid, name, rss_at_kill_kb)| {
-                let vanished = self.trends.vanished().iter().find(|v| v.pid == pid);
-                let alive = rows.iter().find(|r| r.pid == pid);
-                OomKill {
-                    unix_ms: now,
-                    pid,
-                    start_time: vanished
-                        .map(|v| v.start_time)
-                        .or(alive.map(|r| r.start_time)),
-                    name,
-                    last_rss_kb: vanished
-                        .map(|v| v.last_rss_kb)
-                        .or(alive.and_then(|r| r.rss_kb)),
-                    rss_at_kill_kb,
-                    source: OomSource::Tracepoint,
-                }
-            })
-            .collect();
-        // The victim may die a tick after the counter rose: a kill stays pending for 3 ticks.
-        let (pending, age) = self.oom_pending;
-        let pending = if age >= 3 { 0 } else { pending } + kills;
-        if !names_victims && pending > 0 {
-            let mut gone: Vec<_> = self.trends.vanished().to_vec();
-            gone.sort_by(|a, b| b.last_rss_kb.cmp(&a.last_rss_kb).then(a.pid.cmp(&b.pid)));
-            gone.truncate(pending);
-            self.oom_pending = match pending - gone.len() {
-                0 => (0, 0),
-                left if kills > 0 => (left, 0),
-                left => (left, age + 1),
-            };
-            found.extend(gone.into_iter().map(|v| OomKill {
-                unix_ms: now,
-                pid: v.pid,
-                start_time: Some(v.start_time),
-                name: v.name,
-                last_rss_kb: Some(v.last_rss_kb),
-                rss_at_kill_kb: None,
-                source: OomSource::Counter,
-            }));
-        }
-        for kill in found {
-            if self.oom_kills.len() == MAX_OOM_KILLS {
-                self.oom_kills.pop_front();
-            }
-            self.oom_kills.push_back(kill);
-        }
-    }
-
-    /// (PID, name, RSS at the kill) of victims the kernel named, and whether it names them.
-    #[cfg(feature = "ebpf")]
-    fn named_oom_victims(&mut self) -> (Vec<(u32, String, Option<u64>)>, bool) {
-        let Some(tracker) = self.tracker.as_mut() else {
-            return (Vec::new(), false);
-        };
-        let victims = tracker
-            .drain_oom_victims()
-            .into_iter()
-            .map(|(pid, v)| {
-                let len = v.comm.iter().position(|&b| b == 0).unwrap_or(v.comm.len());
-                let name = memmon_common::text::escape_name(&v.comm[..len]);
-                (pid, name, Some(v.rss_kb))
-            })
-            .collect();
-        (victims, tracker.names_oom_victims())
-    }
-
-    #[cfg(not(feature = "ebpf"))]
-    fn named_oom_victims(&mut self) -> (Vec<(u32, String, Option<u64>)>, bool) {
-        (Vec::new(), false)
-    }
-
-    #[cfg(feature = "ebpf")]
     fn alloc_stats(&mut self, sample: &ProcSample) -> Option<AllocStats> {
         let tracker = self.tracker.as_mut()?;
         let record = tracker.record(sample.pid)?;
@@ -382,12 +269,6 @@ impl Collector {
         Some(alloc_from(&record, activity.changed_unix_ms))
     }
 
-    #[cfg(not(feature = "ebpf"))]
-    fn alloc_stats(&mut self, _sample: &ProcSample) -> Option<AllocStats> {
-        None
-    }
-
-    #[cfg(feature = "ebpf")]
     fn after_tick(&mut self) -> u64 {
         let Some(tracker) = self.tracker.as_mut() else {
             return 0;
@@ -403,19 +284,12 @@ impl Collector {
         tracker.drops()
     }
 
-    #[cfg(not(feature = "ebpf"))]
-    fn after_tick(&mut self) -> u64 {
-        0
-    }
-
     /// Processes the kernel's per-process map holds (None without eBPF).
-    #[cfg(feature = "ebpf")]
     pub fn kernel_capacity(&self) -> Option<u32> {
         self.tracker.as_ref().and_then(Tracker::capacity)
     }
 
     /// What the kernel holds for `pid` (tests check exit cleanup and in-kernel consistency).
-    #[cfg(feature = "ebpf")]
     pub fn kernel_record(&self, pid: u32) -> Option<ProcRecord> {
         self.tracker.as_ref().and_then(|t| t.record(pid))
     }
@@ -428,7 +302,6 @@ pub fn recorded_before_start(first_seen_ns: u64, start_time_ticks: u64, ns_per_t
     first_seen_ns != 0 && first_seen_ns < start_time_ticks.saturating_mul(ns_per_tick)
 }
 
-#[cfg(feature = "ebpf")]
 fn alloc_from(record: &ProcRecord, last_activity_unix_ms: u64) -> AllocStats {
     let c = &record.counters;
     let net_mapped = c.net_mapped();

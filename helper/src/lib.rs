@@ -8,12 +8,18 @@ pub mod client;
 pub mod collector;
 pub mod dbus;
 pub mod history;
+pub mod oom;
 pub mod pressure;
 pub mod privileges;
 pub mod proc_scan;
 pub mod service;
 pub mod smaps;
+/// The eBPF programs; a build without the `ebpf` feature gets a tracker with the same API that
+/// never starts and says why (`tracker/none.rs`).
 #[cfg(feature = "ebpf")]
+pub mod tracker;
+#[cfg(not(feature = "ebpf"))]
+#[path = "tracker/none.rs"]
 pub mod tracker;
 pub mod trends;
 
