@@ -15,13 +15,25 @@ pub struct Growth {
     pub net_5m: Option<f64>,
     /// RSS has grown without falling back for at least 2 minutes, by at least 1 MiB in the last 2.
     pub sustained: bool,
+    /// The headline rate is not distinguishable from zero: the 95 % confidence interval of its
+    /// Theil–Sen slope (Sen's, from the pairwise slopes) includes 0 — an oscillating or jumpy
+    /// process, not a trend.
+    #[serde(default)]
+    pub rss_noise: bool,
 }
 
 impl Growth {
-    /// The rate the grid shows and sorts by: the longest window that has data, so a young
-    /// process is ranked from what is known and an old one from the steadier 5-minute view.
+    /// The rate of the longest window that has data, so a young process is judged from what is
+    /// known and an old one from the steadier 5-minute view.
     pub fn headline(&self) -> Option<f64> {
         self.rss_5m.or(self.rss_1m)
+    }
+
+    /// What the grid shows and sorts by: the headline rate, or 0 when it is within the noise
+    /// (shown as "≈ 0"), so the column ranks trends, not oscillations.
+    pub fn shown(&self) -> Option<f64> {
+        self.headline()
+            .map(|rate| if self.rss_noise { 0.0 } else { rate })
     }
 }
 

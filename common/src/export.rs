@@ -202,6 +202,7 @@ mod tests {
                     rss_15m: None,
                     net_5m: Some(0.0),
                     sustained: true,
+                    rss_noise: false,
                 }),
                 spike: None,
                 high_res: None,

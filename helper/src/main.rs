@@ -428,9 +428,7 @@ fn detail(args: &DetailArgs) -> anyhow::Result<()> {
                 .await
         })?
     } else {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = memmon_common::snapshot::unix_ms_now();
         memmon_helper::smaps::read_detail(args.pid, stat.starttime, now)?
     };
     let mut out = io::stdout().lock();

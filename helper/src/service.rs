@@ -142,7 +142,7 @@ impl Helper {
         put("history_processes", Variant::from(history));
         let (high_res_pid, high_res_error) = {
             let h = lock(&self.shared.high_res);
-            (h.applied.map_or(0, |(pid, _)| pid), h.error.clone())
+            (h.applied.map_or(0, |key| key.pid), h.error.clone())
         };
         put("high_res_pid", Variant::from(high_res_pid));
         put(
@@ -315,22 +315,20 @@ impl Helper {
                 reason.unwrap_or_default()
             )));
         }
-        let same = procfs::process::Process::new(pid as i32)
-            .and_then(|p| p.stat())
-            .is_ok_and(|stat| stat.starttime == start_time);
-        if enable && !same {
+        let key = ProcessKey::new(pid, start_time);
+        if enable && crate::proc_scan::open_process(key).is_none() {
             return Err(HelperError::InvalidArgument(format!(
                 "no process {pid} with start time {start_time}"
             )));
         }
         let mut h = lock(&self.shared.high_res);
         if enable {
-            h.wanted = Some((name, (pid, start_time)));
+            h.wanted = Some((name, key));
             h.changed = true;
         } else if h
             .wanted
             .as_ref()
-            .is_some_and(|(owner, key)| *owner == name && *key == (pid, start_time))
+            .is_some_and(|(owner, watched)| *owner == name && *watched == key)
         {
             h.wanted = None;
             h.changed = true;

@@ -216,14 +216,20 @@ impl Track {
         let Some(newest) = self.slots.back() else {
             return Growth::default();
         };
-        let mut rates = [None; 3];
-        for (rate, window) in rates.iter_mut().zip(WINDOWS_MS) {
-            *rate = window_slope(&self.slots, newest.t_ms, window as f64, |s| s.rss_kb);
+        let mut slopes = [None; 3];
+        for (slope, window) in slopes.iter_mut().zip(WINDOWS_MS) {
+            *slope = window_slope(&self.slots, newest.t_ms, window as f64, |s| s.rss_kb);
         }
+        let rates = slopes.map(|s| s.map(|s| s.rate));
+        // The headline's window (5 min, else 1 min): is its trend distinguishable from zero?
+        let rss_noise = slopes[1]
+            .or(slopes[0])
+            .is_some_and(|s| s.low <= 0.0 && s.high >= 0.0);
         let net_5m = if newest.net_kb.is_nan() {
             None
         } else {
             window_slope(&self.slots, newest.t_ms, WINDOWS_MS[1] as f64, |s| s.net_kb)
+                .map(|s| s.rate)
         };
         let cutoff = newest.t_ms - SUSTAINED_MS as f64;
         let sustained = newest.t_ms - self.run_start_ms
@@ -239,6 +245,7 @@ impl Track {
             rss_15m: rates[2],
             net_5m,
             sustained,
+            rss_noise,
         }
     }
 }
@@ -248,6 +255,24 @@ fn stagger(pid: u32) -> u64 {
     u64::from(pid.wrapping_mul(2_654_435_761)) % SLOT_MS
 }
 
+/// A Theil–Sen slope with its 95 % confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Slope {
+    pub rate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Slope {
+    fn scaled(self, k: f64) -> Slope {
+        Slope {
+            rate: self.rate * k,
+            low: self.low * k,
+            high: self.high * k,
+        }
+    }
+}
+
 /// The Theil–Sen slope, in bytes per minute, of the slots in the last `window_ms`, or `None` if
 /// they span less than half the window (then a shorter window speaks for it).
 fn window_slope(
@@ -255,7 +280,7 @@ fn window_slope(
     newest_ms: f64,
     window_ms: f64,
     value: impl Fn(&Slot) -> f64,
-) -> Option<f64> {
+) -> Option<Slope> {
     let from = newest_ms - window_ms;
     let count = slots.iter().rev().take_while(|s| s.t_ms > from).count();
     let first = slots.len() - count;
@@ -278,13 +303,25 @@ fn window_slope(
         points.push((t, v));
     }
     if flat {
-        return Some(0.0);
+        return Some(Slope {
+            rate: 0.0,
+            low: 0.0,
+            high: 0.0,
+        });
     }
-    theil_sen(&points).map(|kb_per_ms| kb_per_ms * 1024.0 * 60_000.0)
+    theil_sen_ci(&points).map(|kb_per_ms| kb_per_ms.scaled(1024.0 * 60_000.0))
 }
 
 /// The median of the slopes between every pair of points (with distinct times).
 pub fn theil_sen(points: &[(f64, f64)]) -> Option<f64> {
+    theil_sen_ci(points).map(|s| s.rate)
+}
+
+/// The Theil–Sen slope with Sen's (1968) distribution-free 95 % confidence interval: of the N
+/// pairwise slopes in order, those at ranks (N − C)/2 and (N + C)/2, where
+/// C = 1.96 · √(n(n−1)(2n+5)/18) for n points. At most 20 points (190 slopes): a full sort is
+/// cheap.
+pub fn theil_sen_ci(points: &[(f64, f64)]) -> Option<Slope> {
     let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
     for (i, &(t0, v0)) in points.iter().enumerate() {
         for &(t1, v1) in &points[i + 1..] {
@@ -296,17 +333,23 @@ pub fn theil_sen(points: &[(f64, f64)]) -> Option<f64> {
     if slopes.is_empty() {
         return None;
     }
-    let mid = slopes.len() / 2;
-    let (_, &mut upper, _) = slopes.select_nth_unstable_by(mid, f64::total_cmp);
-    if slopes.len() % 2 == 1 {
-        return Some(upper);
-    }
-    let lower = slopes[..mid]
-        .iter()
-        .copied()
-        .max_by(f64::total_cmp)
-        .unwrap_or(upper);
-    Some((lower + upper) / 2.0)
+    slopes.sort_unstable_by(f64::total_cmp);
+    let count = slopes.len();
+    let mid = count / 2;
+    let rate = if count % 2 == 1 {
+        slopes[mid]
+    } else {
+        (slopes[mid - 1] + slopes[mid]) / 2.0
+    };
+    let n = points.len() as f64;
+    let c = 1.96 * (n * (n - 1.0) * (2.0 * n + 5.0) / 18.0).sqrt();
+    let low_rank = ((count as f64 - c) / 2.0).floor().max(0.0) as usize;
+    let high_rank = ((count as f64 + c) / 2.0).ceil() as usize;
+    Some(Slope {
+        rate,
+        low: slopes[low_rank.min(count - 1)],
+        high: slopes[high_rank.min(count - 1)],
+    })
 }
 
 /// A peak that rose since `prev` and stands above both neighbouring samples.

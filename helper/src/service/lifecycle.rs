@@ -53,10 +53,10 @@ pub(super) struct Published {
 /// the watch ends when that client leaves the bus (or loses its authorisation).
 #[derive(Default)]
 pub(super) struct HighRes {
-    pub wanted: Option<(OwnedUniqueName, (u32, u64))>,
+    pub wanted: Option<(OwnedUniqueName, ProcessKey)>,
     pub changed: bool,
     /// What the collector applied, and its error if it could not.
-    pub applied: Option<(u32, u64)>,
+    pub applied: Option<ProcessKey>,
     pub error: Option<String>,
 }
 
@@ -369,13 +369,10 @@ fn spawn_collector(
                 {
                     let mut h = lock(&shared.high_res);
                     if std::mem::take(&mut h.changed) {
-                        let target = h
-                            .wanted
-                            .as_ref()
-                            .map(|&(_, (pid, start))| ProcessKey::new(pid, start));
+                        let target = h.wanted.as_ref().map(|&(_, key)| key);
                         h.error = collector.watch_rss(target).err();
                     }
-                    h.applied = collector.rss_target().map(|k| (k.pid, k.start_time));
+                    h.applied = collector.rss_target();
                 }
                 match collector.collect() {
                     Ok(snapshot) => {

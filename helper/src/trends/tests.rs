@@ -103,6 +103,47 @@ fn a_leaker_ranks_first_within_a_minute_and_steady_processes_are_never_flagged()
     assert!(at <= 60, "first by growth only at {at} s");
 }
 
+/// The oscillator: 40 MiB allocated and freed every 3 s, sampled at 1 Hz. Its raw
+/// Theil–Sen rate wanders (aliasing against the 5 s slots), but its confidence interval holds 0,
+/// so the grid shows "≈ 0" and ranks it with the steady; a slow real leak (1 MiB/min) among the
+/// same samples is told apart from it.
+#[test]
+fn an_oscillation_is_within_the_noise_and_a_slow_leak_is_not() {
+    let mut trends = Trends::new();
+    let t0 = 1_700_000_000_000u64;
+    let mut noisy_minutes = 0;
+    let mut last = Vec::new();
+    let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
+    for second in 0..=360u64 {
+        let high = (second * 10) % 31 < 20; // about every 3 s (3.1 s: its phase drifts)
+        // What a real allocator does: the freed memory is not always the same to the page.
+        let jitter = (noise.next() * 4.0 * MIB_KB as f64) as u64;
+        let osc = 100 * MIB_KB + jitter + if high { 40 * MIB_KB } else { 0 };
+        let leak = 80 * MIB_KB + second * MIB_KB / 60;
+        let mut rows = vec![row(1, osc, 140 * MIB_KB), row(2, leak, leak)];
+        trends.update(t0 + second * 1000, &mut rows);
+        if second >= 40 && second % 10 == 0 {
+            let g = rows[0].growth.expect("oscillator growth");
+            assert!(g.rss_noise, "oscillator at {second} s: {g:?}");
+            assert_eq!(g.shown(), Some(0.0));
+            if g.headline().is_some_and(|r| r.abs() > 0.0) {
+                noisy_minutes += 1; // its raw rate alone would have been shown
+            }
+            let l = rows[1].growth.expect("leak growth");
+            assert!(!l.rss_noise, "leak at {second} s: {l:?}");
+            let rate = l.shown().expect("rate") / MIB;
+            assert!((rate - 1.0).abs() < 0.25, "leak at {rate:.2} MiB/min");
+        }
+        last = rows;
+    }
+    assert!(
+        noisy_minutes > 0,
+        "the oscillator's raw rate should be visibly nonzero at times (else this test shows nothing)"
+    );
+    let top = top_by(&last, SortKey::Growth, true, 2);
+    assert_eq!(top[0].pid, 2, "the leak ranks above the oscillation");
+}
+
 #[test]
 fn windows_report_once_they_hold_half_their_span() {
     let mut trends = Trends::new();
