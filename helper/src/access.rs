@@ -177,14 +177,18 @@ impl Limit {
         }
         if self.waiting.fetch_add(1, SeqCst) >= self.max_waiting {
             self.waiting.fetch_sub(1, SeqCst);
-            return Err(busy(&format!("too many authorisation checks waiting {what}")));
+            return Err(busy(&format!(
+                "too many authorisation checks waiting {what}"
+            )));
         }
         let acquired =
             tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.slots).acquire_owned()).await;
         self.waiting.fetch_sub(1, SeqCst);
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
-            _ => Err(busy(&format!("authorisation checks {what} queued too long"))),
+            _ => Err(busy(&format!(
+                "authorisation checks {what} queued too long"
+            ))),
         }
     }
 

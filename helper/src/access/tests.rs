@@ -194,7 +194,11 @@ async fn one_users_checks_queue_and_never_hold_up_another_user() {
     let asked = Instant::now();
     let granted = g.authorize(":2.1100", Action::Monitor, false, false).await;
     assert!(matches!(granted, Ok(Granted { uid: 1100 })), "{granted:?}");
-    assert!(asked.elapsed() < Duration::from_millis(200), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        asked.elapsed()
+    );
     for f in flood {
         let r = f.await.expect("task");
         assert!(matches!(r, Err(HelperError::NotAuthorized(_))), "{r:?}");
@@ -229,7 +233,10 @@ async fn overload_is_unavailable_never_a_refusal() {
         }
     }
     assert!(busy >= 20, "busy {busy}, refused {refused}");
-    assert!(refused >= MAX_CHECKS_PER_UID, "busy {busy}, refused {refused}");
+    assert!(
+        refused >= MAX_CHECKS_PER_UID,
+        "busy {busy}, refused {refused}"
+    );
     assert_eq!(g.lock().per_uid.len(), 0, "no slots kept for an idle uid");
 }
 
