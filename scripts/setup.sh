@@ -8,13 +8,16 @@
 #   - xvfb, Mesa (GL/EGL), X11 client libraries: the real-window tests (glow renderer)
 #   - desktop-file-utils, appstream, librsvg2-bin: desktop-file checks and icon renders
 #   - flatpak-builder: validates the Flatpak manifest (--show-manifest; no runtimes are fetched)
+#   - weston (headless backend), libwayland-client0/-egl1, Mesa EGL: the real-window test on Wayland
+#   - cargo-deb 3.8.0 (with dpkg-shlibdeps from dpkg-dev, strip): builds the Debian package
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages=(llvm-22-dev util-linux dbus-daemon dbus-bin polkitd bpftool passwd make python3
   xvfb libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
-  desktop-file-utils appstream librsvg2-bin flatpak-builder systemd-container)
+  desktop-file-utils appstream librsvg2-bin flatpak-builder systemd-container
+  weston libwayland-client0 libwayland-egl1 libegl-mesa0 dpkg-dev binutils)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -46,4 +49,9 @@ fi
 if [ ! -d /sys/kernel/tracing/events ] && [ "$(id -u)" = 0 ]; then
   log "mounting tracefs"
   mount -t tracefs nodev /sys/kernel/tracing
+fi
+
+if ! cargo deb --version 2>/dev/null | grep -q '3\.8\.0'; then
+  log "installing cargo-deb 3.8.0"
+  cargo install cargo-deb --version 3.8.0 --locked
 fi

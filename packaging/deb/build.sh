@@ -1,67 +1,45 @@
 #!/usr/bin/env bash
-# Builds target/deb/memmon_<version>_<arch>.deb with dpkg-deb from the binaries `make` built
-# (PROFILE=release by default; PROFILE=debug for tests). Files are staged by `make install
-# DESTDIR=…`, so the package holds exactly what `make install` installs; binaries are stripped.
-# Prints the path of the package.
+# Builds target/deb/memmon_<version>_<arch>.deb with cargo-deb from the binaries `make` built
+# (PROFILE=release by default; PROFILE=debug for tests). The package's files, control fields and
+# dependencies are in app/Cargo.toml's [package.metadata.deb]: the files `make install PREFIX=/usr`
+# installs (binaries stripped), Depends computed by dpkg-shlibdeps ($auto) plus the libraries the
+# app loads at run time; postinst/postrm are in this directory. This script generates the files
+# that `make install` makes with sed (@BINDIR@ = /usr/bin) and the icon renders, then packages.
+# Prints the path of the package on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 profile=${PROFILE:-release}
-version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-arch=$(dpkg --print-architecture)
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
+fast=
+command -v cargo-deb >/dev/null || { echo "cargo-deb missing: run scripts/setup.sh" >&2; exit 1; }
+target=target/$profile
 for bin in memmon memmon-helper; do
-  [ -x "target/$profile/$bin" ] || { echo "target/$profile/$bin missing: run make (PROFILE=$profile build)" >&2; exit 1; }
+  [ -x "$target/$bin" ] || { echo "$target/$bin missing: run make (PROFILE=$profile build)" >&2; exit 1; }
 done
 make -s icons
-make -s install PREFIX=/usr DESTDIR="$stage" PROFILE="$profile" >/dev/null
-strip --strip-unneeded "$stage/usr/bin/memmon" "$stage/usr/bin/memmon-helper"
-install -d -m 0755 "$stage/DEBIAN"
-size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-cat > "$stage/DEBIAN/control" <<CONTROL
-Package: memmon
-Version: $version
-Architecture: $arch
-Maintainer: Memory Monitor developers <dev@memmon.invalid>
-Installed-Size: $size
-Depends: libc6, libgcc-s1, dbus, polkitd | policykit-1, libgl1, libegl1
-Recommends: libxkbcommon-x11-0, libxcursor1, libxrandr2, libxi6
-Section: admin
-Priority: optional
-Homepage: https://github.com/memmon/memmon
-Description: see which processes use memory and how that changes
- Memory Monitor shows the processes using the most memory in a sortable grid
- and plots any process's resident memory over time. Its privileged helper,
- started on demand by D-Bus and authorised through polkit, counts every
- process's mmap, munmap and brk activity with eBPF.
-CONTROL
-# Maintainer scripts: make a running bus pick up the new policy and activation file, and stop a
-# running helper so the next call starts the new (or no) binary — clients reconnect within a
-# second; do nothing (and fail nothing) where no bus runs, e.g. in a chroot.
-for script in postinst postrm; do
-  cat > "$stage/DEBIAN/$script" <<'SCRIPT'
-#!/bin/sh
-set -e
-if [ -S /run/dbus/system_bus_socket ] && command -v dbus-send >/dev/null 2>&1; then
-  dbus-send --system --type=method_call --dest=org.freedesktop.DBus / \
-    org.freedesktop.DBus.ReloadConfig >/dev/null 2>&1 || true
-fi
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl daemon-reload >/dev/null 2>&1 || true
-  systemctl stop memmon-helper.service >/dev/null 2>&1 || true
-fi
-pkill -TERM -f '^/usr/bin/memmon-helper serve' >/dev/null 2>&1 || true
-if command -v update-desktop-database >/dev/null 2>&1; then
-  update-desktop-database -q /usr/share/applications || true
-fi
-if command -v gtk-update-icon-cache >/dev/null 2>&1; then
-  gtk-update-icon-cache -q -t /usr/share/icons/hicolor || true
-fi
-exit 0
-SCRIPT
-  chmod 0755 "$stage/DEBIAN/$script"
-done
+gen=target/deb/generated
+mkdir -p "$gen"
+sed 's|@BINDIR@|/usr/bin|g' packaging/dbus/io.github.memmon.Helper1.service.in > "$gen/io.github.memmon.Helper1.service"
+sed 's|@BINDIR@|/usr/bin|g' packaging/systemd/memmon-helper.service.in > "$gen/memmon-helper.service"
+# cargo-deb reads binaries from the profile's directory: `release`, or `dev` for target/debug (it
+# warns that dev builds are meant for testing only, which is what they are used for here).
+case $profile in
+  release) cargo_profile=release ;;
+  debug) cargo_profile=dev; fast=1 ;;
+  *) cargo_profile=$profile ;;
+esac
 mkdir -p target/deb
-out="target/deb/memmon_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz -z3 --build "$stage" "$out" >/dev/null
+rm -f target/deb/memmon_*.deb
+log=target/deb/cargo-deb.log
+# cargo-deb names the file memmon_<Cargo version>_<arch>.deb (revision "" in the metadata) and
+# prints its path on stdout.
+if ! out=$(cargo deb -p memmon --no-build --profile "$cargo_profile" --strip --no-dbgsym ${fast:+--fast} \
+    --output target/deb/ 2> "$log"); then
+  cat "$log" >&2
+  exit 1
+fi
+# Not news: the dev-profile notice, and that generated files under target/ are not Cargo outputs.
+grep -i 'warning' "$log" | grep -v -e 'dev profile is not supported' \
+  -e "'\.\./target/\(deb/generated\|icons\)/[^']*' does not match the pattern" >&2 || true
+out=$(realpath --relative-to=. "$(printf '%s\n' "$out" | tail -n 1)")
+test -s "$out"
 echo "$out"

@@ -137,7 +137,35 @@ if [ "$(id -u)" = 0 ]; then
       "./usr/share/icons/hicolor/128x128/apps/$app.png" "./usr/share/icons/hicolor/256x256/apps/$app.png"; do
     check "the .deb has $path" grep -q " $path\$" "$tmp/contents"
   done
-  check "binaries are 0755 root:root" bash -c "grep -E ' ./usr/bin/memmon(-helper)?\$' '$tmp/contents' | awk '{print \$1, \$2}' | grep -v -- '-rwxr-xr-x root/root' | grep -q . && exit 1 || exit 0"
+  # Built by cargo-deb from app/Cargo.toml: Depends from dpkg-shlibdeps plus every library the app
+  # loads by name at run time (winit/glutin/x11rb dlopen them: invisible to ldd and shlibdeps).
+  dpkg-deb -f "$deb" Depends > "$tmp/depends" 2>/dev/null
+  rm -rf "$tmp/deb-root" "$tmp/deb-control"; dpkg-deb -x "$deb" "$tmp/deb-root" 2>/dev/null
+  dpkg-deb -e "$deb" "$tmp/deb-control" 2>/dev/null
+  check "the .deb's Depends come from dpkg-shlibdeps (a versioned libc6)" grep -q 'libc6 (>= [0-9.]*)' "$tmp/depends"
+  dlopened_in() { # DEPENDS_FILE: each lib*.so.N the shipped app names but does not link is in Depends
+    local bin=$tmp/deb-root/usr/bin/memmon needed libs lib pkg bad=0
+    needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+    libs=$(strings -n 6 "$bin" | grep -oE 'lib[A-Za-z0-9_+-]+\.so\.[0-9]+' | sort -u)
+    grep -qx libwayland-client.so.0 <<< "$libs" && grep -qx libxkbcommon.so.0 <<< "$libs" &&
+      grep -qx libX11.so.6 <<< "$libs" || { echo "the app names none of the expected libraries"; return 1; }
+    for lib in $libs; do
+      grep -qx "$lib" <<< "$needed" && continue
+      pkg=$(dpkg -S "*/$lib" 2>/dev/null | head -n 1 | cut -d: -f1)
+      [ -n "$pkg" ] || { echo "no installed package has $lib"; bad=1; continue; }
+      tr ',|' '\n\n' < "$1" | sed 's/(.*//; s/ //g' | grep -qx "$pkg" || { echo "$lib ($pkg) is not in Depends"; bad=1; }
+    done
+    return $bad; }
+  check "the .deb depends on every library the app loads at run time (EGL/GL, Wayland, xkbcommon, X11)" \
+    dlopened_in "$tmp/depends"
+  sed 's/libwayland-client0, //' "$tmp/depends" > "$tmp/depends-no-wayland"
+  refuse "... which a Depends without libwayland-client0 does not satisfy" dlopened_in "$tmp/depends-no-wayland"
+  for script in postinst postrm; do
+    check "the .deb's $script is packaging/deb/$script, executable" \
+      bash -c "cmp -s '$tmp/deb-control/$script' 'packaging/deb/$script' && test -x '$tmp/deb-control/$script'"
+  done
+  # (cargo-deb's tar records numeric owners only: dpkg-deb -c shows root as 0/0)
+  check "binaries are 0755 root:root" bash -c "grep -E ' ./usr/bin/memmon(-helper)?\$' '$tmp/contents' | awk '{print \$1, \$2}' | grep -Ev -- '^-rwxr-xr-x (root/root|0/0)\$' | grep -q . && exit 1 || exit 0"
   refuse "nothing in the .deb is setuid or setgid" grep -Eq '^-..[sS]|^-.....[sS]' "$tmp/contents"
   check "data files are all 0644" bash -c "[ \"\$(grep -E ' ./usr/(share|lib)/.*[^/]\$' '$tmp/contents' | grep -v '^d' | awk '{print \$1}' | sort -u)\" = '-rw-r--r--' ]"
   check "dpkg -i then dpkg -P in a throw-away namespace leaves nothing behind" \
