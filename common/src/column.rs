@@ -433,7 +433,7 @@ impl Column {
             (Value::Int(n), Unit::Bytes) => signed_bytes(n as f64),
             (Value::Int(n), _) => n.to_string(),
             // Zero, or within the noise (Growth::shown): no trend to speak of.
-            (Value::Rate(r), _) if r == 0.0 => "≈ 0".to_owned(),
+            (Value::Rate(0.0), _) => "≈ 0".to_owned(),
             (Value::Rate(r), _) => rate_per_min(r),
             (Value::Text(t), _) => t.to_owned(),
             (Value::Flag(b), _) => if b { "yes" } else { "no" }.to_owned(),
