@@ -37,6 +37,8 @@ pub struct MemmonApp {
     exports: (Sender<String>, Receiver<String>),
     /// `--screenshot PATH`: export once the first data is shown, then quit.
     pub screenshot_then_quit: Option<PathBuf>,
+    /// `--screenshot-after SECS`: not before this long after [`Self::launched`].
+    pub screenshot_after: std::time::Duration,
     /// For `MEMMON_TRACE_STARTUP=1`: when the process started (set by `main`).
     pub launched: std::time::Instant,
     frames_with_data: u32,
@@ -65,6 +67,7 @@ impl MemmonApp {
             outbox,
             exports: std::sync::mpsc::channel(),
             screenshot_then_quit: None,
+            screenshot_after: std::time::Duration::ZERO,
             launched: std::time::Instant::now(),
             frames_with_data: 0,
             plot_layout: None,
@@ -161,7 +164,8 @@ impl MemmonApp {
                 );
             }
         }
-        if self.frames_with_data == 2
+        if self.frames_with_data >= 2
+            && self.launched.elapsed() >= self.screenshot_after
             && let Some(path) = self.screenshot_then_quit.take()
         {
             self.commands.push(Command::ScreenshotThenQuit(path));

@@ -23,9 +23,19 @@ struct Cli {
     /// Save a PNG of the window once the first data is shown, then exit.
     #[arg(long, value_name = "PATH")]
     screenshot: Option<PathBuf>,
+    /// With --screenshot: wait until this many seconds after launch (history to show), then save.
+    #[arg(long, value_name = "SECS", requires = "screenshot")]
+    screenshot_after: Option<f64>,
     /// Select this PID (and open its plot) at start.
     #[arg(long, value_name = "PID")]
     select: Option<u32>,
+    /// Sort by this column at start (descending), instead of the remembered one: pid, name,
+    /// rss, growth, … (the CLI's sort keys).
+    #[arg(long, value_name = "KEY")]
+    sort: Option<memmon_common::snapshot::SortKey>,
+    /// Open the list of OOM kills at start.
+    #[arg(long)]
+    show_oom_kills: bool,
     /// Colours: follow the desktop's light or dark preference, or force one.
     #[arg(long, value_enum, default_value = "system")]
     theme: Theme,
@@ -66,13 +76,17 @@ fn main() -> anyhow::Result<()> {
         options,
         Box::new(move |cc| {
             cc.egui_ctx.set_theme(cli.theme);
-            let settings: Settings = if cli.screenshot.is_some() {
+            let mut settings: Settings = if cli.screenshot.is_some() {
                 Settings::default()
             } else {
                 cc.storage
                     .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
                     .unwrap_or_default()
             };
+            if let Some(key) = cli.sort {
+                settings.sort = key;
+                settings.descending = true;
+            }
             let (request_tx, request_rx) = mpsc::channel();
             let (update_tx, update_rx) = mpsc::channel();
             let ctx = cc.egui_ctx.clone();
@@ -84,6 +98,12 @@ fn main() -> anyhow::Result<()> {
             .context("starting the data source thread")?;
             let mut app = MemmonApp::new(settings, update_rx, request_tx);
             app.screenshot_then_quit = cli.screenshot.clone();
+            if let Some(secs) = cli.screenshot_after {
+                app.screenshot_after = std::time::Duration::from_secs_f64(secs.max(0.0));
+            }
+            if cli.show_oom_kills {
+                app.commands.push(memmon::command::Command::ShowOomKills);
+            }
             app.launched = launched;
             if let Some(pid) = cli.select {
                 app.select_pid_when_seen(pid);
