@@ -58,13 +58,25 @@ impl Grid {
             .striped(true)
             .cell_layout(egui::Layout::right_to_left(Align::Center));
         for c in &columns {
-            table = table.column(match (c.align(), c.unit()) {
-                (column::Align::Left, _) => egui_extras::Column::initial(180.0)
-                    .at_least(80.0)
-                    .clip(true),
-                (_, Unit::Id) => egui_extras::Column::auto().at_least(60.0),
-                _ => egui_extras::Column::auto().at_least(80.0),
-            });
+            // Widths that fit the widest value of the unit ("+121.5 MiB/min", "1023.9 MiB"),
+            // since an auto column sizes to the rows of its first frame only; the name takes
+            // what is left, so the table spans the window with the numbers together.
+            let at_least = match (c.align(), c.unit()) {
+                (column::Align::Left, _) => 180.0,
+                (_, Unit::Id) => 60.0,
+                (_, Unit::BytesPerMin) => 120.0,
+                _ => 90.0,
+            };
+            let width = if c.align() == column::Align::Left {
+                egui_extras::Column::remainder()
+            } else {
+                egui_extras::Column::auto()
+            };
+            table = table.column(
+                width
+                    .at_least(at_least)
+                    .clip(c.align() == column::Align::Left),
+            );
         }
         if std::mem::take(&mut self.scroll_to_selected)
             && let Some(i) = selected_index
