@@ -53,6 +53,8 @@ impl Grid {
         let columns: Vec<Column> = Column::listed_columns()
             .filter(|c| shown || !c.full_mode_only())
             .collect();
+        // A scroll bar beside the rows, not over the last column's values.
+        ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
         let mut table = TableBuilder::new(ui)
             .id_salt(("grid", shown))
             .striped(true)
