@@ -112,3 +112,21 @@ pub fn views(requests: &Receiver<Request>) -> Vec<(SortKey, bool)> {
         })
         .collect()
 }
+
+/// A window export: 1280×760 and not blank (more than 50 colours).
+pub fn assert_window_png(png: &std::path::Path) {
+    let image = image::open(png).expect("a readable PNG").to_rgba8();
+    assert_eq!(image.dimensions(), (1280, 760), "the window's size");
+    let mut colours = std::collections::HashSet::new();
+    for p in image.pixels() {
+        colours.insert(p.0);
+        if colours.len() > 50 {
+            break;
+        }
+    }
+    assert!(
+        colours.len() > 50,
+        "the picture looks blank ({} colours)",
+        colours.len()
+    );
+}
