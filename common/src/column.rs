@@ -8,6 +8,14 @@
 
 use crate::snapshot::{ProcessRow, SortKey};
 
+mod cli_table;
+mod format;
+mod lookup;
+
+pub use format::{bytes, kib, rate_per_min, signed_bytes};
+pub use lookup::CSV_COLUMNS;
+pub(crate) use lookup::{BY_SORT_KEY, SORT_KEYS, SORT_NAMES, SORTABLE};
+
 /// A column of the process table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Column {
@@ -439,151 +447,6 @@ impl Column {
             (Value::Flag(b), _) => if b { "yes" } else { "no" }.to_owned(),
         }
     }
-
-    /// The CLI table's heading: the command-line name in capitals with the unit.
-    pub fn table_heading(self) -> String {
-        let name = self.cli_name().unwrap_or(self.title()).to_uppercase();
-        format!("{name}{}", self.table_unit())
-    }
-
-    /// The unit the CLI table shows this column in, as its heading says it.
-    const fn table_unit(self) -> &'static str {
-        match self.unit() {
-            Unit::KiB | Unit::Bytes => "(MB)",
-            Unit::BytesPerMin => "(MB/min)",
-            Unit::Count => "#",
-            Unit::Id | Unit::Text | Unit::Flag => "",
-        }
-    }
-
-    /// The CLI table's width for this column (text is cut to it).
-    pub fn table_width(self) -> usize {
-        let width = match self.unit() {
-            Unit::Id => 7,
-            Unit::Text => 16,
-            Unit::Count | Unit::Flag => 8,
-            Unit::KiB | Unit::Bytes => 10,
-            Unit::BytesPerMin => 12,
-        };
-        let name = self.cli_name().unwrap_or(self.title());
-        width.max(name.chars().count() + self.table_unit().len())
-    }
-
-    /// The cell as the CLI table prints it: MB with one decimal, growth in MB/min with a sign;
-    /// "-" when absent.
-    pub fn table_text(self, row: &ProcessRow) -> String {
-        const MIB: f64 = 1_048_576.0;
-        let Some(value) = self.value(row) else {
-            return "-".to_owned();
-        };
-        match (value, self.unit()) {
-            (Value::Int(n), Unit::KiB) => format!("{:.1}", n as f64 / 1024.0),
-            (Value::Int(n), Unit::Bytes) => format!("{:.1}", n as f64 / MIB),
-            (Value::Int(n), _) => n.to_string(),
-            (Value::Rate(r), _) => format!("{:+.2}", r / MIB),
-            (Value::Text(t), _) => t.chars().take(self.table_width()).collect(),
-            (Value::Flag(b), _) => if b { "yes" } else { "no" }.to_owned(),
-        }
-    }
-
-    /// `text` (a heading or a cell of this column) padded to the CLI table's width.
-    pub fn table_cell(self, text: &str) -> String {
-        let width = self.table_width();
-        match self.align() {
-            Align::Left => format!("{text:<width$}"),
-            Align::Right => format!("{text:>width$}"),
-        }
-    }
-}
-
-/// How many columns have a sort key (each has exactly one, checked at compile time).
-pub(crate) const SORTABLE: usize = {
-    let mut n = 0;
-    let mut i = 0;
-    while i < Column::ALL.len() {
-        if Column::ALL[i].sort_key().is_some() {
-            n += 1;
-        }
-        i += 1;
-    }
-    n
-};
-
-/// The sort keys in the table's order.
-pub(crate) const SORT_KEYS: [SortKey; SORTABLE] = {
-    let mut keys = [SortKey::Pid; SORTABLE];
-    let (mut n, mut i) = (0, 0);
-    while i < Column::ALL.len() {
-        if let Some(key) = Column::ALL[i].sort_key() {
-            keys[n] = key;
-            n += 1;
-        }
-        i += 1;
-    }
-    keys
-};
-
-/// The column of each sort key, indexed by the key's discriminant. Building it fails to compile
-/// when a key has no column or two columns claim one key.
-pub(crate) const BY_SORT_KEY: [Column; SORTABLE] = {
-    let mut by_key: [Option<Column>; SORTABLE] = [None; SORTABLE];
-    let mut i = 0;
-    while i < Column::ALL.len() {
-        if let Some(key) = Column::ALL[i].sort_key() {
-            assert!(
-                by_key[key as usize].is_none(),
-                "two columns sort by one key"
-            );
-            by_key[key as usize] = Some(Column::ALL[i]);
-        }
-        i += 1;
-    }
-    let mut out = [Column::Pid; SORTABLE];
-    let mut k = 0;
-    while k < SORTABLE {
-        out[k] = by_key[k].expect("a sort key without a column");
-        k += 1;
-    }
-    out
-};
-
-/// The command-line name of each sort key, indexed by the key's discriminant.
-pub(crate) const SORT_NAMES: [&str; SORTABLE] = {
-    let mut names = [""; SORTABLE];
-    let mut k = 0;
-    while k < SORTABLE {
-        names[k] = BY_SORT_KEY[k]
-            .cli_name()
-            .expect("a sortable column has a name");
-        k += 1;
-    }
-    names
-};
-
-/// The CSV columns in order.
-pub const CSV_COLUMNS: [Column; csv_count()] = {
-    let mut out = [Column::Pid; csv_count()];
-    let (mut n, mut i) = (0, 0);
-    while i < Column::ALL.len() {
-        if Column::ALL[i].csv_name().is_some() {
-            out[n] = Column::ALL[i];
-            n += 1;
-        }
-        i += 1;
-    }
-    out
-};
-
-const fn csv_count() -> usize {
-    let mut n = 0;
-    let mut i = 0;
-    while i < Column::ALL.len() {
-        if Column::ALL[i].csv_name().is_some() {
-            n += 1;
-        }
-        i += 1;
-    }
-    n
 }
 
 // `ALL` lists every variant once, in declaration order.
@@ -594,49 +457,6 @@ const _: () = {
         i += 1;
     }
 };
-
-/// KiB → "512 KiB", "3.4 MiB", "1.20 GiB".
-pub fn kib(kb: u64) -> String {
-    bytes(kb.saturating_mul(1024) as f64)
-}
-
-/// Signed bytes → "-3.4 MiB".
-pub fn signed_bytes(b: f64) -> String {
-    if b < 0.0 {
-        format!("-{}", bytes(-b))
-    } else {
-        bytes(b)
-    }
-}
-
-/// Bytes → "0 B", "512 KiB", "3.4 MiB", "1.20 GiB".
-pub fn bytes(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{v:.0} {}", UNITS[0]),
-        1 => format!("{v:.0} {}", UNITS[1]),
-        2 => format!("{v:.1} {}", UNITS[2]),
-        _ => format!("{v:.2} {}", UNITS[unit]),
-    }
-}
-
-/// Bytes per minute → "+2.0 MiB/min", "-512 KiB/min", "0 B/min".
-pub fn rate_per_min(bytes_per_min: f64) -> String {
-    let sign = if bytes_per_min > 0.5 {
-        "+"
-    } else if bytes_per_min < -0.5 {
-        "-"
-    } else {
-        ""
-    };
-    format!("{sign}{}/min", bytes(bytes_per_min.abs().round()))
-}
 
 #[cfg(test)]
 mod tests;
