@@ -94,3 +94,45 @@ const fn csv_count() -> usize {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The D-Bus API document, which lists the sort keys by hand.
+    const DBUS_API: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/dbus-api.md"));
+
+    /// The words of the code span that follows `marker` (it may wrap over lines).
+    fn code_span_after<'a>(doc: &'a str, marker: &str) -> Vec<&'a str> {
+        let (_, rest) = doc
+            .split_once(marker)
+            .unwrap_or_else(|| panic!("the document no longer says {marker:?}"));
+        let (span, _) = rest.split_once('`').expect("the code span ends");
+        span.split_whitespace().collect()
+    }
+
+    #[test]
+    fn the_dbus_document_lists_exactly_the_sort_keys() {
+        let listed = code_span_after(DBUS_API, "`sort_key` is one of `");
+        let documented: BTreeSet<&str> = listed.iter().copied().collect();
+        assert_eq!(
+            documented.len(),
+            listed.len(),
+            "a key listed twice: {listed:?}"
+        );
+        let table: BTreeSet<&str> = SortKey::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            documented.difference(&table).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "docs/dbus-api.md lists keys the column table does not have"
+        );
+        assert_eq!(
+            table.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "docs/dbus-api.md leaves out sort keys"
+        );
+    }
+}
