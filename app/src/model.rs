@@ -148,7 +148,7 @@ impl Model {
         let mut requests: Vec<Request> = selected
             .iter()
             .chain(self.pinned.iter())
-            .map(|&key| history_request(key))
+            .map(|&key| Request::History(key))
             .collect();
         if selected.is_some() {
             let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
@@ -166,7 +166,7 @@ impl Model {
         if !changed || !self.plot_open {
             return Vec::new();
         }
-        let mut requests = vec![history_request(key)];
+        let mut requests = vec![Request::History(key)];
         let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
         requests.push(Request::SystemHistory { since_unix_ms });
         requests
@@ -217,24 +217,17 @@ impl Model {
         if !self.settings.pinned_names.contains(&name) {
             self.settings.pinned_names.push(name);
         }
-        vec![history_request(key)]
+        vec![Request::History(key)]
     }
 
     pub fn measure_detail(&mut self, key: ProcessKey) -> Request {
         self.detail_error = None;
-        Request::Detail {
-            pid: key.pid,
-            start_time: key.start_time,
-        }
+        Request::Detail(key)
     }
 
     pub fn set_high_res(&mut self, key: ProcessKey, enable: bool) -> Request {
         self.high_res = enable.then_some(key);
-        Request::HighRes {
-            pid: key.pid,
-            start_time: key.start_time,
-            enable,
-        }
+        Request::HighRes { key, enable }
     }
 
     pub fn retry_helper(&mut self) -> Request {
@@ -362,13 +355,6 @@ impl Model {
             rows.len(),
             rows.iter().filter(|r| r.alloc.is_some()).count()
         )
-    }
-}
-
-fn history_request(key: ProcessKey) -> Request {
-    Request::History {
-        pid: key.pid,
-        start_time: key.start_time,
     }
 }
 

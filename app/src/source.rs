@@ -58,23 +58,17 @@ pub enum Request {
         descending: bool,
     },
     Interval(Duration),
-    History {
-        pid: u32,
-        start_time: u64,
-    },
+    /// The stored history of one process.
+    History(ProcessKey),
     /// System samples (pressure, swap, faults) newer than this time.
     SystemHistory {
         since_unix_ms: u64,
     },
     /// PSS/USS of one process (smaps_rollup, rate-limited by whoever reads it).
-    Detail {
-        pid: u32,
-        start_time: u64,
-    },
+    Detail(ProcessKey),
     /// Watch every RSS change of one process (helper in Full mode only), or stop.
     HighRes {
-        pid: u32,
-        start_time: u64,
+        key: ProcessKey,
         enable: bool,
     },
     /// The user clicked "Try again": one more interactive attempt to use the helper.
@@ -399,8 +393,8 @@ impl Source {
     fn answer(&mut self, rt: &tokio::runtime::Runtime, request: Request) -> Option<Update> {
         if let Some(client) = &self.helper {
             return match request {
-                Request::History { pid, start_time } => Some(
-                    rt.block_on(client.history(pid, start_time))
+                Request::History(key) => Some(
+                    rt.block_on(client.history(key.pid, key.start_time))
                         .map_or_else(|e| Update::Problem(e.to_string()), Update::History),
                 ),
                 Request::SystemHistory { since_unix_ms } => Some(
@@ -409,27 +403,23 @@ impl Source {
                 ),
                 // A person's click: polkit may ask for a password (another user's process),
                 // so the call runs in the background and answers when it is done.
-                Request::Detail { pid, start_time } => {
+                Request::Detail(key) => {
                     let client = client.clone();
                     self.answer_later(rt, async move {
                         Update::Detail(
                             client
-                                .memory_detail(pid, start_time, true)
+                                .memory_detail(key.pid, key.start_time, true)
                                 .await
                                 .map_err(|e| e.to_string()),
                         )
                     });
                     None
                 }
-                Request::HighRes {
-                    pid,
-                    start_time,
-                    enable,
-                } => {
+                Request::HighRes { key, enable } => {
                     let client = client.clone();
                     self.answer_later(rt, async move {
                         match client
-                            .set_high_resolution(pid, start_time, enable, enable)
+                            .set_high_resolution(key.pid, key.start_time, enable, enable)
                             .await
                         {
                             Ok(()) => None,
@@ -442,20 +432,16 @@ impl Source {
             };
         }
         match request {
-            Request::History { pid, start_time } => {
-                let series = self
-                    .embedded
-                    .as_ref()?
-                    .history
-                    .series(ProcessKey::new(pid, start_time))?;
+            Request::History(key) => {
+                let series = self.embedded.as_ref()?.history.series(key)?;
                 Some(Update::History(series))
             }
             Request::SystemHistory { since_unix_ms } => Some(Update::SystemHistory(
                 self.embedded.as_ref()?.history.system_since(since_unix_ms),
             )),
-            Request::Detail { pid, start_time } => Some(Update::Detail(
+            Request::Detail(key) => Some(Update::Detail(
                 self.details
-                    .get(ProcessKey::new(pid, start_time), unix_ms_now())
+                    .get(key, unix_ms_now())
                     .map_err(|e| e.to_string()),
             )),
             Request::HighRes { enable: true, .. } => Some(Update::Problem(

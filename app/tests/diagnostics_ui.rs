@@ -91,11 +91,9 @@ fn the_plot_summarises_spikes_growth_and_measures_pss_on_demand() {
     h.get_by_label("Measure PSS").click();
     h.run();
     assert!(
-        f.requests.try_iter().any(|r| r
-            == Request::Detail {
-                pid: 99,
-                start_time: 1099
-            }),
+        f.requests
+            .try_iter()
+            .any(|r| r == Request::Detail(ProcessKey::new(99, 1099))),
         "PSS is asked for the selected process"
     );
     f.updates
@@ -152,11 +150,9 @@ fn oom_kills_are_listed_and_open_the_victims_history() {
     h.run();
     assert_eq!(h.state().model.selected, Some(ProcessKey::new(4321, 777)));
     assert!(
-        f.requests.try_iter().any(|r| r
-            == Request::History {
-                pid: 4321,
-                start_time: 777
-            }),
+        f.requests
+            .try_iter()
+            .any(|r| r == Request::History(ProcessKey::new(4321, 777))),
         "the victim's history is asked for"
     );
 }
@@ -244,8 +240,7 @@ fn the_high_resolution_switch_shows_its_cost_and_asks_the_helper() {
     assert!(
         f.requests.try_iter().any(|r| r
             == Request::HighRes {
-                pid: 99,
-                start_time: 1099,
+                key: ProcessKey::new(99, 1099),
                 enable: true
             }),
         "high resolution asked for the selected process"

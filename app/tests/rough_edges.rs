@@ -51,10 +51,7 @@ fn arrow_keys_with_the_plot_open_ask_for_the_new_history_at_once() {
     assert_eq!(h.state().model.selected, Some(ProcessKey::new(7, 1007)));
     let asked: Vec<Request> = f.requests.try_iter().collect();
     assert!(
-        asked.contains(&Request::History {
-            pid: 7,
-            start_time: 1007
-        }),
+        asked.contains(&Request::History(ProcessKey::new(7, 1007))),
         "asked at once, not at the next tick: {asked:?}"
     );
     h.get_by_label_contains("Xorg (PID 7) — RSS over time");

@@ -41,11 +41,9 @@ fn clicking_a_row_opens_its_plot_and_asks_for_history() {
     assert_eq!(h.state().model.selected, Some(ProcessKey::new(7, 1007)));
     assert!(h.state().model.plot_open);
     assert!(
-        f.requests.try_iter().any(|r| r
-            == Request::History {
-                pid: 7,
-                start_time: 1007
-            }),
+        f.requests
+            .try_iter()
+            .any(|r| r == Request::History(ProcessKey::new(7, 1007))),
         "history requested for the clicked process"
     );
     h.get_by_label_contains("Xorg (PID 7)");
@@ -258,11 +256,8 @@ fn two_processes_can_be_pinned_and_compared() {
         .expect("send");
     h.run();
     let asked: Vec<Request> = f.requests.try_iter().collect();
-    for (pid, start_time) in [(7, 1007), (42, 1042)] {
-        assert!(
-            asked.contains(&Request::History { pid, start_time }),
-            "{asked:?}"
-        );
+    for key in [ProcessKey::new(7, 1007), ProcessKey::new(42, 1042)] {
+        assert!(asked.contains(&Request::History(key)), "{asked:?}");
     }
     h.get_by_label("Unpin").click();
     h.run();

@@ -53,10 +53,7 @@ fn series(times: &[u64]) -> HistorySeries {
 }
 
 fn history(pid: u32) -> Request {
-    Request::History {
-        pid,
-        start_time: 1000 + u64::from(pid),
-    }
+    Request::History(ProcessKey::new(pid, 1000 + u64::from(pid)))
 }
 
 #[test]
@@ -265,10 +262,7 @@ fn high_res_and_detail_requests() {
     m.detail_error = Some("old".into());
     assert_eq!(
         m.measure_detail(ProcessKey::new(5, 6)),
-        Request::Detail {
-            pid: 5,
-            start_time: 6
-        }
+        Request::Detail(ProcessKey::new(5, 6))
     );
     assert_eq!(m.detail_error, None);
     m.set_high_res(ProcessKey::new(5, 6), true);

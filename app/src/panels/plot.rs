@@ -247,7 +247,7 @@ fn process_plot_ui(
         .collect();
     // At least the last minute: one sample's instant would repeat one clock time on every tick.
     let last_seen = series.last_seen_unix_ms as f64 / 1000.0;
-    egui_plot::Plot::new(("history", key.pid, key.start_time))
+    egui_plot::Plot::new(("history", key))
         .height(height)
         .include_x(last_seen - 60.0)
         .include_x(last_seen)
