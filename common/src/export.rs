@@ -48,7 +48,7 @@ pub fn grid_csv(rows: &[ProcessRow]) -> String {
     for r in rows {
         cells.clear();
         cells.extend(CSV_COLUMNS.iter().map(|c| cell(c.value(r))));
-        line(&mut out, &cells);
+        csv_line(&mut out, &cells);
     }
     out
 }
@@ -81,7 +81,7 @@ pub fn series_csv(series: &[HistorySeries]) -> String {
                 sample.peak_rss_kb.to_string(),
                 opt(sample.net_mapped),
             ];
-            line(&mut out, &cells);
+            csv_line(&mut out, &cells);
         }
     }
     out
@@ -92,7 +92,8 @@ fn header(out: &mut String, columns: &[&str]) {
     out.push('\n');
 }
 
-fn line(out: &mut String, cells: &[String]) {
+/// One CSV line of `cells` (quoted where needed), with its newline.
+pub fn csv_line(out: &mut String, cells: &[String]) {
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -179,6 +180,8 @@ mod tests {
                 pid: 42,
                 start_time: 9_000_000_000,
                 name: "Web Content, \"tab\" 1".into(),
+                ppid: None,
+                app: None,
                 rss_kb: Some(123_456),
                 virtual_kb: Some(9_999_999),
                 peak_rss_kb: Some(200_000),

@@ -6,6 +6,8 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 #[cfg(feature = "std")]
+pub mod apps;
+#[cfg(feature = "std")]
 pub mod column;
 #[cfg(feature = "std")]
 pub mod diagnostics;

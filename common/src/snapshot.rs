@@ -91,6 +91,12 @@ pub struct ProcessRow {
     /// identifies a process uniquely even when PIDs are reused.
     pub start_time: u64,
     pub name: String,
+    /// The parent's PID (`PPid:` of `status`; 0 for the namespace's init and kernel roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// The id of the app ([`crate::apps::AppRow::id`]) the process was grouped into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     pub rss_kb: Option<u64>,
     pub virtual_kb: Option<u64>,
     /// VmHWM: the highest RSS the process reached.
@@ -267,6 +273,8 @@ mod tests {
             pid,
             start_time: 100 + u64::from(pid),
             name: name.to_owned(),
+            ppid: None,
+            app: None,
             rss_kb: rss,
             virtual_kb: rss.map(|r| r * 3 + u64::from(pid % 7)),
             peak_rss_kb: rss.map(|r| r + u64::from(pid % 5)),

@@ -6,6 +6,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use memmon_common::{
+    apps::{AppHistorySeries, AppSortKey, AppsSnapshot},
     diagnostics::{MemoryDetail, SystemSample},
     snapshot::{Snapshot, SortKey},
 };
@@ -223,6 +224,28 @@ impl HelperClient {
         interactive: bool,
     ) -> Result<(), ClientError> {
         self.call("SetHighResolution", interactive, &(pid, start_time, enable))
+            .await
+    }
+
+    /// `GetApps`: the top apps, with the processes of those in `expanded`.
+    pub async fn apps(
+        &self,
+        key: AppSortKey,
+        descending: bool,
+        limit: u32,
+        expanded: &[&str],
+    ) -> Result<AppsSnapshot, ClientError> {
+        self.call_json(
+            "GetApps",
+            false,
+            &(key.as_str(), descending, limit, expanded),
+            "apps",
+        )
+        .await
+    }
+
+    pub async fn app_history(&self, id: &str) -> Result<AppHistorySeries, ClientError> {
+        self.call_json("GetAppHistory", false, &(id,), "app history")
             .await
     }
 

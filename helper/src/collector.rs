@@ -17,6 +17,7 @@ use procfs::{Current as _, Meminfo};
 
 pub use crate::oom::MAX_OOM_KILLS;
 use crate::{
+    apps::Apps,
     oom::{NamedVictim, OomKills},
     pressure::PressureReader,
     proc_scan::{ProcSample, ProcScanner, ScanError},
@@ -55,6 +56,8 @@ pub struct Collector {
     timings: Timings,
     /// The process watched in high-resolution mode, and its event count at the last tick.
     rss_target: Option<(ProcessKey, u64)>,
+    /// Processes grouped into apps, with their cgroups' memory.
+    apps: Apps,
 }
 
 /// What the last tick spent on each part, microseconds (for benchmarks).
@@ -63,6 +66,8 @@ pub struct Timings {
     pub scan_us: u64,
     pub trends_us: u64,
     pub pressure_us: u64,
+    /// Grouping processes into apps and reading their cgroups.
+    pub apps_us: u64,
 }
 
 struct Activity {
@@ -109,6 +114,7 @@ impl Collector {
             oom_kills: OomKills::new(),
             timings: Timings::default(),
             rss_target: None,
+            apps: Apps::new(),
         }
     }
 
@@ -145,6 +151,12 @@ impl Collector {
         let scanned = Instant::now();
         self.trends.update(taken_at_unix_ms, &mut rows);
         let trended = Instant::now();
+        let scanner = &mut self.scanner;
+        self.apps
+            .update(taken_at_unix_ms, &mut rows, &mut |key, buf| {
+                scanner.read_file(key, "cgroup", buf)
+            });
+        let grouped = Instant::now();
         let pressure = self.pressure.read();
         let named = self.named_oom_victims();
         self.oom_kills.note(
@@ -157,7 +169,8 @@ impl Collector {
         self.timings = Timings {
             scan_us: scanned.duration_since(started).as_micros() as u64,
             trends_us: trended.duration_since(scanned).as_micros() as u64,
-            pressure_us: trended.elapsed().as_micros() as u64,
+            apps_us: grouped.duration_since(trended).as_micros() as u64,
+            pressure_us: grouped.elapsed().as_micros() as u64,
         };
         Ok(Snapshot {
             taken_at_unix_ms,
@@ -171,6 +184,11 @@ impl Collector {
             oom_kills: self.oom_kills.kills().cloned().collect(),
             processes: rows,
         })
+    }
+
+    /// The apps of the last tick (processes grouped by cgroup).
+    pub fn apps(&self) -> &Apps {
+        &self.apps
     }
 
     /// Watches every RSS change of one process through `kmem:rss_stat` (`None` stops). Only
@@ -326,6 +344,8 @@ fn row_from(sample: &ProcSample, alloc: Option<AllocStats>) -> ProcessRow {
         pid: sample.pid,
         start_time: sample.start_time,
         name: sample.name.clone(),
+        ppid: s.ppid,
+        app: None,
         rss_kb: s.vm_rss,
         virtual_kb: s.vm_size,
         peak_rss_kb: s.vm_hwm,

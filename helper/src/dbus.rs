@@ -23,6 +23,8 @@ pub const MIN_INTERVAL_MS: u32 = 250;
 pub const MAX_INTERVAL_MS: u32 = 10_000;
 pub const DEFAULT_INTERVAL_MS: u32 = 1_000;
 pub const MAX_LIMIT: u32 = 1_000;
+/// App ids longer than this are refused (real ones are well below 300 bytes).
+pub const MAX_APP_ID: usize = 1_024;
 
 /// Errors the helper returns; names are `io.github.memmon.Helper1.Error.<Variant>`.
 #[derive(Debug, Clone, zbus::DBusError)]
@@ -75,6 +77,19 @@ pub trait Helper1 {
     /// it ends when that caller leaves the bus. Full mode only. While on, every page fault on
     /// the system costs more (see `memmon_common::diagnostics::RSS_STAT_NS_PER_EVENT_OTHERS`).
     fn set_high_resolution(&self, pid: u32, start_time: u64, enable: bool) -> zbus::Result<()>;
+
+    /// JSON `AppsSnapshot` of the top `limit` (1..=1000) apps by `sort_key` (an `AppSortKey`
+    /// name); the apps named in `expanded` (at most 16) carry their processes (up to 500 each).
+    fn get_apps(
+        &self,
+        sort_key: &str,
+        descending: bool,
+        limit: u32,
+        expanded: &[&str],
+    ) -> zbus::Result<String>;
+
+    /// JSON `AppHistorySeries` of one app (its `id`), with its limit and OOM events.
+    fn get_app_history(&self, id: &str) -> zbus::Result<String>;
 
     /// Asks for a collection interval (250..=10000 ms) while this client is connected.
     fn set_interval(&self, ms: u32) -> zbus::Result<()>;

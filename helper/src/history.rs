@@ -27,6 +27,8 @@ pub const MAX_SYSTEM_SAMPLES: usize = 1_800;
 /// OOM victims whose history is kept for as long as the store lives (oldest released first).
 pub const MAX_KEPT_VICTIMS: usize = 16;
 
+pub mod apps;
+
 pub use memmon_common::series::{HistorySample, HistorySeries};
 
 /// 16-byte stored sample: time relative to the store's epoch, sizes in KiB.

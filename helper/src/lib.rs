@@ -3,6 +3,7 @@
 //! its embedded mode; the `memmon-helper` binary uses all of it.
 
 pub mod access;
+pub mod apps;
 pub mod authorize;
 pub mod client;
 pub mod collector;

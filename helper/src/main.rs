@@ -12,6 +12,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use memmon_common::{
+    apps::{AppSortKey, AppsSnapshot, MAX_EXPANDED_APPS},
     column::Column,
     snapshot::{Mode, ProcessRow, Snapshot, SortKey, top_by},
 };
@@ -75,8 +76,15 @@ struct SnapshotArgs {
     /// How many processes to show (1..=100000).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     top: u32,
-    #[arg(long, default_value = "rss", help = sort_help())]
-    sort: SortKey,
+    #[arg(long, help = sort_help())]
+    sort: Option<String>,
+    /// Apps instead of processes: processes grouped by their systemd unit (cgroup), with the
+    /// kernel's memory count for each app's cgroup.
+    #[arg(long)]
+    apps: bool,
+    /// With --apps: list the processes of the app with this id (repeatable, at most 16).
+    #[arg(long, value_name = "APP_ID", requires = "apps")]
+    expand: Vec<String>,
     /// Smallest first (default: largest first; names A→Z when sorting by name or pid).
     #[arg(long)]
     ascending: bool,
@@ -107,14 +115,35 @@ struct SnapshotArgs {
     high_res: Option<u32>,
 }
 
-/// The `--sort` help, from the column table.
+/// The `--sort` help, from the column tables.
 fn sort_help() -> String {
     let keys: Vec<&str> = SortKey::ALL.iter().map(|k| k.as_str()).collect();
+    let app_keys: Vec<&str> = AppSortKey::ALL.iter().map(|k| k.as_str()).collect();
     format!(
-        "Column to rank by: {} ({} is the RSS growth rate; needs --watch or --bus)",
+        "Column to rank by: {} (default rss; {} is the RSS growth rate; needs --watch or --bus). \
+         With --apps: {} (default memory)",
         keys.join(", "),
-        SortKey::Growth
+        SortKey::Growth,
+        app_keys.join(", ")
     )
+}
+
+/// What to rank by, parsed from `--sort` for processes or apps.
+#[derive(Clone, Copy)]
+enum Ranking {
+    Processes(SortKey),
+    Apps(AppSortKey),
+}
+
+impl Ranking {
+    fn of(args: &SnapshotArgs) -> anyhow::Result<Ranking> {
+        let sort = args.sort.as_deref();
+        Ok(if args.apps {
+            Ranking::Apps(sort.map_or(Ok(AppSortKey::Memory), str::parse)?)
+        } else {
+            Ranking::Processes(sort.map_or(Ok(SortKey::Rss), str::parse)?)
+        })
+    }
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -253,23 +282,43 @@ impl Source {
         Ok(Source::Local(Box::new(collector)))
     }
 
-    fn next(&mut self, args: &SnapshotArgs) -> anyhow::Result<Snapshot> {
-        match self {
-            Source::Local(collector) => {
+    fn next(&mut self, args: &SnapshotArgs, ranking: Ranking) -> anyhow::Result<Output> {
+        let descending = !args.ascending;
+        match (self, ranking) {
+            (Source::Local(collector), ranking) => {
                 let mut snap = collector.collect().context("collecting a snapshot")?;
-                snap.processes = top_by(
-                    &snap.processes,
-                    args.sort,
-                    !args.ascending,
-                    args.top as usize,
-                );
-                Ok(snap)
+                Ok(match ranking {
+                    Ranking::Processes(key) => {
+                        snap.processes =
+                            top_by(&snap.processes, key, descending, args.top as usize);
+                        Output::Processes(snap)
+                    }
+                    Ranking::Apps(key) => Output::Apps(memmon_helper::apps::view(
+                        &collector.apps().snapshot(),
+                        &snap,
+                        key,
+                        descending,
+                        args.top,
+                        &args.expand,
+                    )),
+                })
             }
-            Source::Bus { runtime, client } => {
-                Ok(runtime.block_on(client.snapshot(args.sort, !args.ascending, args.top))?)
+            (Source::Bus { runtime, client }, Ranking::Processes(key)) => Ok(Output::Processes(
+                runtime.block_on(client.snapshot(key, descending, args.top))?,
+            )),
+            (Source::Bus { runtime, client }, Ranking::Apps(key)) => {
+                let expanded: Vec<&str> = args.expand.iter().map(String::as_str).collect();
+                Ok(Output::Apps(runtime.block_on(
+                    client.apps(key, descending, args.top, &expanded),
+                )?))
             }
         }
     }
+}
+
+enum Output {
+    Processes(Snapshot),
+    Apps(AppsSnapshot),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -281,8 +330,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     install_signal_handlers()?;
+    let ranking = Ranking::of(args)?;
+    if args.expand.len() > MAX_EXPANDED_APPS {
+        anyhow::bail!("--expand: at most {MAX_EXPANDED_APPS} apps");
+    }
     let mut source = Source::open(args)?;
-    if args.sort == SortKey::Growth && args.watch.is_none() && !args.bus {
+    let growth = matches!(
+        ranking,
+        Ranking::Processes(SortKey::Growth) | Ranking::Apps(AppSortKey::Growth)
+    );
+    if growth && args.watch.is_none() && !args.bus {
         eprintln!(
             "memmon-helper: growth needs at least 30 s of history; one snapshot has none — use \
              --watch, or --bus to ask the running helper"
@@ -291,15 +348,30 @@ fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     let stdout = io::stdout();
     loop {
         let tick = Instant::now();
-        let snap = source.next(args)?;
+        let output = source.next(args, ranking)?;
         let mut out = stdout.lock();
-        if args.json {
-            serde_json::to_writer(&mut out, &snap).context("writing JSON")?;
-            writeln!(out)?;
-        } else if args.csv {
-            out.write_all(memmon_common::export::grid_csv(&snap.processes).as_bytes())?;
-        } else {
-            write_table(&mut out, &snap, args)?;
+        match (&output, ranking) {
+            (Output::Processes(snap), _) if args.json => {
+                serde_json::to_writer(&mut out, snap).context("writing JSON")?;
+                writeln!(out)?;
+            }
+            (Output::Apps(apps), _) if args.json => {
+                serde_json::to_writer(&mut out, apps).context("writing JSON")?;
+                writeln!(out)?;
+            }
+            (Output::Processes(snap), _) if args.csv => {
+                out.write_all(memmon_common::export::grid_csv(&snap.processes).as_bytes())?;
+            }
+            (Output::Apps(apps), _) if args.csv => {
+                out.write_all(memmon_common::apps::apps_csv(&apps.apps).as_bytes())?;
+            }
+            (Output::Processes(snap), Ranking::Processes(key)) => {
+                write_table(&mut out, snap, key, args.ascending)?;
+            }
+            (Output::Apps(apps), Ranking::Apps(key)) => {
+                memmon_helper::apps::report::write_table(&mut out, apps, key.as_str())?;
+            }
+            _ => {}
         }
         out.flush()?;
         drop(out);
@@ -321,7 +393,12 @@ fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     }
 }
 
-fn write_table(out: &mut impl io::Write, snap: &Snapshot, args: &SnapshotArgs) -> io::Result<()> {
+fn write_table(
+    out: &mut impl io::Write,
+    snap: &Snapshot,
+    sort: SortKey,
+    ascending: bool,
+) -> io::Result<()> {
     let sys = &snap.system;
     writeln!(
         out,
@@ -333,8 +410,8 @@ fn write_table(out: &mut impl io::Write, snap: &Snapshot, args: &SnapshotArgs) -
         sys.swap_used_kb() / 1024,
         sys.swap_total_kb / 1024,
         snap.processes.len(),
-        args.sort,
-        if args.ascending { " (ascending)" } else { "" },
+        sort,
+        if ascending { " (ascending)" } else { "" },
     )?;
     if let Some(p) = &snap.pressure {
         let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}%"));

@@ -156,6 +156,8 @@ mod tests {
             pid,
             start_time: 1000 + u64::from(pid),
             name: format!("p{pid}"),
+            ppid: None,
+            app: None,
             rss_kb: Some(rss_kb),
             virtual_kb: None,
             peak_rss_kb: None,

@@ -39,13 +39,16 @@ pub struct StatusFields {
     pub rss_file: Option<u64>,
     pub rss_shmem: Option<u64>,
     pub vm_swap: Option<u64>,
+    /// `PPid:` — the parent (0 for the namespace's init). Read with the rest of `status`, so a
+    /// reparenting shows within [`STATUS_REFRESH_TICKS`] ticks.
+    pub ppid: Option<u32>,
 }
 
 impl StatusFields {
-    /// Parses the memory lines of a `status` file and returns the `Name:` value's byte range.
+    /// Parses the memory lines (and `PPid:`) of a `status` file and returns the `Name:` value's byte range.
     ///
     /// procfs's `Status` parser builds a map of every line (two allocations each), which costs
-    /// 1.5× the read itself (BENCHMARKS.md); this reads the seven fields memmon needs in place.
+    /// 1.5× the read itself (BENCHMARKS.md); this reads the eight fields memmon needs in place.
     pub fn parse(text: &[u8]) -> (StatusFields, Option<std::ops::Range<usize>>) {
         let mut fields = StatusFields::default();
         let mut name = None;
@@ -64,6 +67,10 @@ impl StatusFields {
                         .take_while(|&&b| b == b'\t' || b == b' ')
                         .count();
                     name = Some(start + colon + 1 + skip..start + line.len());
+                    continue;
+                }
+                b"PPid" => {
+                    fields.ppid = parse_kb(rest).and_then(|p| u32::try_from(p).ok());
                     continue;
                 }
                 b"VmRSS" => &mut fields.vm_rss,
@@ -207,6 +214,19 @@ impl ProcScanner {
             },
         );
         Some(sample)
+    }
+
+    /// Reads `/proc/<pid>/<file>` of exactly the process `key` into `buf`: through the kept
+    /// directory fd (so a reused PID cannot answer), else by path with the start time checked.
+    pub fn read_file(&mut self, key: ProcessKey, file: &str, buf: &mut Vec<u8>) -> bool {
+        match self.tracked.get(&key.pid) {
+            Some(Tracked {
+                dir: Some(dir),
+                start_time,
+                ..
+            }) if *start_time == key.start_time => read_at(dir, file, buf).is_ok(),
+            _ => open_process(key).is_some_and(|p| read_at(&p, file, buf).is_ok()),
+        }
     }
 
     /// Processes currently tracked (for tests and diagnostics).
@@ -371,7 +391,7 @@ pub fn page_size() -> u64 {
 mod tests {
     use super::*;
 
-    const STATUS: &[u8] = b"Name:\tmy prog\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\n\
+    const STATUS: &[u8] = b"Name:\tmy prog\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\nPPid:\t7\n\
 VmPeak:\t   12345 kB\nVmSize:\t   12000 kB\nVmHWM:\t     900 kB\nVmRSS:\t     800 kB\n\
 RssAnon:\t     500 kB\nRssFile:\t     280 kB\nRssShmem:\t      20 kB\nVmSwap:\t       7 kB\nThreads:\t1\n";
 
@@ -389,6 +409,7 @@ RssAnon:\t     500 kB\nRssFile:\t     280 kB\nRssShmem:\t      20 kB\nVmSwap:\t 
                 rss_file: Some(280),
                 rss_shmem: Some(20),
                 vm_swap: Some(7),
+                ppid: Some(7),
             }
         );
     }

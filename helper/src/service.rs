@@ -16,6 +16,7 @@ use std::{
 };
 
 use memmon_common::{
+    apps::{AppSortKey, MAX_EXPANDED_APPS},
     process_key::ProcessKey,
     snapshot::{Mode, Snapshot, SortKey, top_by, unix_ms_now},
 };
@@ -31,7 +32,7 @@ use lifecycle::{Published, Shared};
 
 use crate::{
     access::Action,
-    dbus::{HelperError, MAX_INTERVAL_MS, MAX_LIMIT, MIN_INTERVAL_MS},
+    dbus::{HelperError, MAX_APP_ID, MAX_INTERVAL_MS, MAX_LIMIT, MIN_INTERVAL_MS},
     smaps::DetailError,
 };
 
@@ -234,6 +235,67 @@ impl Helper {
             published.views.push((query, Arc::clone(&json)));
         }
         Ok(json.to_string())
+    }
+
+    /// The top apps; those in `expanded` carry their processes.
+    #[zbus(out_args("apps_json"))]
+    async fn get_apps(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        sort_key: &str,
+        descending: bool,
+        limit: u32,
+        expanded: Vec<String>,
+    ) -> Result<String, HelperError> {
+        self.admit(&header, Action::Monitor).await?;
+        let key: AppSortKey = sort_key
+            .parse()
+            .map_err(|e| HelperError::InvalidArgument(format!("{e}")))?;
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(HelperError::InvalidArgument(format!(
+                "limit {limit} is out of range: use 1 to {MAX_LIMIT}"
+            )));
+        }
+        if expanded.len() > MAX_EXPANDED_APPS || expanded.iter().any(|id| id.len() > MAX_APP_ID) {
+            return Err(HelperError::InvalidArgument(format!(
+                "expand at most {MAX_EXPANDED_APPS} apps, each id at most {MAX_APP_ID} bytes"
+            )));
+        }
+        let snapshot = self.latest().await?;
+        let apps = read(&self.shared.published)
+            .apps
+            .clone()
+            .ok_or_else(|| HelperError::Unavailable("no apps yet; retry shortly".into()))?;
+        let _encoding = self.shared.encoding.lock().await;
+        let view = move || {
+            encode(&crate::apps::view(
+                &apps, &snapshot, key, descending, limit, &expanded,
+            ))
+        };
+        tokio::task::spawn_blocking(view)
+            .await
+            .map_err(|e| HelperError::Unavailable(format!("encoding the apps: {e}")))?
+    }
+
+    #[zbus(out_args("history_json"))]
+    async fn get_app_history(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        id: &str,
+    ) -> Result<String, HelperError> {
+        self.admit(&header, Action::Monitor).await?;
+        if id.len() > MAX_APP_ID {
+            return Err(HelperError::InvalidArgument(format!(
+                "app ids are at most {MAX_APP_ID} bytes"
+            )));
+        }
+        let series = lock(&self.shared.app_history).series(id).ok_or_else(|| {
+            HelperError::InvalidArgument(format!(
+                "no history for app {:?}: not seen by the helper, or gone more than 10 minutes ago",
+                id.chars().take(64).collect::<String>()
+            ))
+        })?;
+        encode(&series)
     }
 
     #[zbus(out_args("history_json"))]

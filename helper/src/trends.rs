@@ -170,6 +170,71 @@ impl Trends {
     }
 }
 
+/// Growth and spikes of one value that is not a process's RSS (an app's memory), with the
+/// same estimator and the same thresholds as processes.
+pub struct SeriesTrend {
+    track: Track,
+}
+
+impl SeriesTrend {
+    /// `seed` staggers slot boundaries between series first seen on the same tick.
+    pub fn new(now_ms: u64, seed: u32, value_kb: u64, peak_kb: Option<u64>) -> SeriesTrend {
+        let prev = Previous {
+            unix_ms: now_ms,
+            rss_kb: value_kb,
+            hwm_kb: peak_kb.unwrap_or(value_kb),
+            net: None,
+            peak_net: None,
+            traced_peak_kb: None,
+        };
+        SeriesTrend {
+            track: Track {
+                name: String::new(),
+                slots: VecDeque::new(),
+                acc: Accumulator {
+                    start_ms: now_ms.saturating_sub(stagger(seed)),
+                    ..Accumulator::default()
+                },
+                run_start_ms: now_ms as f64,
+                growth: None,
+                prev,
+                seen_tick: 0,
+            },
+        }
+    }
+
+    /// Feeds one sample: the value and the highest value the kernel saw (`peak_kb`, e.g. a
+    /// cgroup's `memory.peak`), which reveals a spike between samples. Returns the growth so far
+    /// and a spike this sample revealed.
+    pub fn update(
+        &mut self,
+        now_ms: u64,
+        value_kb: u64,
+        peak_kb: Option<u64>,
+    ) -> (Option<Growth>, Option<Spike>) {
+        let track = &mut self.track;
+        let now = Previous {
+            unix_ms: now_ms,
+            rss_kb: value_kb,
+            hwm_kb: peak_kb.unwrap_or(value_kb),
+            net: None,
+            peak_net: None,
+            traced_peak_kb: None,
+        };
+        let spike = if peak_kb.is_some() {
+            spike(&track.prev, &now)
+        } else {
+            None
+        };
+        track.prev = now;
+        if track.acc.n > 0 && now_ms.saturating_sub(track.acc.start_ms) >= SLOT_MS {
+            track.close_slot();
+        }
+        track.add(now_ms, value_kb, None);
+        (track.growth, spike)
+    }
+}
+
 impl Track {
     fn add(&mut self, now_ms: u64, rss_kb: u64, net: Option<i64>) {
         let acc = &mut self.acc;

@@ -25,6 +25,7 @@ use std::{
 
 use futures_util::StreamExt as _;
 use memmon_common::{
+    apps::AppsSnapshot,
     process_key::ProcessKey,
     snapshot::{Mode, Snapshot, SortKey},
 };
@@ -36,7 +37,7 @@ use crate::{
     access::{Action, BusUids, Gate, RECHECK_EVERY},
     authorize::Polkit,
     dbus::{BUS_NAME, HelperError, OBJECT_PATH},
-    history::History,
+    history::{History, apps::AppHistory},
     smaps::DetailCache,
 };
 
@@ -47,6 +48,8 @@ pub(super) struct Published {
     /// Encoded replies to GetSnapshot for this snapshot, by (key, descending, limit): clients
     /// polling the same view share one sort and one encoding per tick.
     pub views: Vec<((SortKey, bool, u32), Arc<str>)>,
+    /// Every app of the same tick.
+    pub apps: Option<Arc<AppsSnapshot>>,
 }
 
 /// One process watched through `kmem:rss_stat` at a time: the last client to ask wins, and
@@ -83,6 +86,7 @@ pub(super) struct Shared {
     /// Bumped at every publication (0: nothing published since the collector started).
     published_gen: tokio::sync::watch::Sender<u64>,
     pub history: Mutex<History>,
+    pub app_history: Mutex<AppHistory>,
     /// On-demand smaps_rollup readings, rate-limited per process.
     pub details: Mutex<DetailCache>,
     detail_walks: tokio::sync::Semaphore,
@@ -207,6 +211,7 @@ impl Shared {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             let mut p = self.published.write().unwrap_or_else(|p| p.into_inner());
             p.snapshot = None;
+            p.apps = None;
             p.views.clear();
             p.error = None;
             lock(&self.high_res).applied = None;
@@ -287,10 +292,12 @@ pub async fn serve(options: ServeOptions) -> Result<Exit, ServeError> {
             snapshot: None,
             error: None,
             views: Vec::new(),
+            apps: None,
         }),
         published_gen,
         encoding: tokio::sync::Mutex::new(()),
         history: Mutex::new(History::new()),
+        app_history: Mutex::new(AppHistory::new()),
         details: Mutex::new(DetailCache::new()),
         detail_walks: tokio::sync::Semaphore::new(DETAIL_WALKS),
         detail_waiting: AtomicU32::new(0),
@@ -377,8 +384,16 @@ fn spawn_collector(
                 match collector.collect() {
                     Ok(snapshot) => {
                         lock(&shared.history).record(&snapshot);
+                        let apps = collector.apps();
+                        lock(&shared.app_history).record(
+                            snapshot.taken_at_unix_ms,
+                            apps.rows(),
+                            apps.events(),
+                        );
+                        let apps = Arc::new(apps.snapshot());
                         let mut p = shared.published.write().unwrap_or_else(|p| p.into_inner());
                         p.snapshot = Some(Arc::new(snapshot));
+                        p.apps = Some(apps);
                         p.views.clear();
                         p.error = None;
                     }
