@@ -55,11 +55,38 @@ impl Grid {
             .collect();
         // A scroll bar beside the rows, not over the last column's values.
         ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
+        // Narrower than the columns need (about 1,100 pt in Full mode), the grid scrolls
+        // sideways rather than cutting the last columns' numbers off at the window's edge.
+        egui::ScrollArea::horizontal()
+            .id_salt(("grid sideways", shown))
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                self.table_ui(ui, model, &rows, &columns, selected_index, commands);
+                if rows.is_empty() {
+                    ui.label(if model.snapshot.is_none() {
+                        "Waiting for the first scan…"
+                    } else {
+                        "No process matches."
+                    });
+                }
+            });
+    }
+
+    fn table_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &Model,
+        rows: &[&ProcessRow],
+        columns: &[Column],
+        selected_index: Option<usize>,
+        commands: &mut Vec<Command>,
+    ) {
+        let shown = model.allocation_columns_shown();
         let mut table = TableBuilder::new(ui)
             .id_salt(("grid", shown))
             .striped(true)
             .cell_layout(egui::Layout::right_to_left(Align::Center));
-        for c in &columns {
+        for c in columns {
             // Widths that fit the widest value of the unit ("+121.5 MiB/min", "1023.9 MiB"),
             // since an auto column sizes to the rows of its first frame only; the name takes
             // what is left, so the table spans the window with the numbers together.
@@ -90,7 +117,7 @@ impl Grid {
         let title_rects = &mut self.title_rects;
         table
             .header(HEADER_HEIGHT, |mut header| {
-                for &c in &columns {
+                for &c in columns {
                     header.col(|ui| {
                         let descending = (c.sort_key() == Some(sorted.0)).then_some(sorted.1);
                         let (response, title) = header_cell_ui(ui, c, descending);
@@ -110,7 +137,7 @@ impl Grid {
                     row.set_selected(selected_index == Some(index));
                     let sustained = r.growth.is_some_and(|g| g.sustained);
                     let mut clicked = false;
-                    for &c in &columns {
+                    for &c in columns {
                         row.col(|ui| {
                             let text = c.display(r);
                             let label = if c.align() == column::Align::Left {
@@ -134,13 +161,6 @@ impl Grid {
                     }
                 });
             });
-        if rows.is_empty() {
-            ui.label(if model.snapshot.is_none() {
-                "Waiting for the first scan…"
-            } else {
-                "No process matches."
-            });
-        }
     }
 
     /// Arrow keys, Page Up/Down, Home and End move the selection; Enter opens the plot.
