@@ -88,7 +88,8 @@ pub struct CgroupMemory {
     pub limit_kb: Option<u64>,
     /// The throttling threshold (`memory.high`, v2 only); `None` when unlimited.
     pub high_kb: Option<u64>,
-    /// `memory.events` counters (v1: `failcnt` as `max`, `oom_control`'s `oom_kill`).
+    /// `memory.events` counters (v1: `failcnt` + `memsw.failcnt` as `max`, `oom_control`'s
+    /// `oom_kill`).
     pub events: MemoryEvents,
     /// The cgroup's own pressure stall information (`memory.pressure`, v2 only).
     pub pressure: Option<CgroupPressure>,

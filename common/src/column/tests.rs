@@ -8,6 +8,8 @@ fn full_row() -> ProcessRow {
         pid: 42,
         start_time: 9_000,
         name: "firefox".into(),
+        ppid: None,
+        app: None,
         rss_kb: Some(3 * 1024 + 400),
         virtual_kb: Some(5 * 1024 * 1024 / 4),
         peak_rss_kb: Some(512),

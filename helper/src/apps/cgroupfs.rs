@@ -147,6 +147,8 @@ pub struct MemoryFiles {
     high: Option<File>,
     events: Option<File>,
     oom_control: Option<File>,
+    /// v1 with swap accounting: a charge that hits the memory+swap limit counts here.
+    memsw_failcnt: Option<File>,
     kmem: Option<File>,
     /// `memory.pressure` (v2; on hybrid systems the cgroup2 mirror of the unit has it).
     pressure: Option<File>,
@@ -168,6 +170,7 @@ impl MemoryFiles {
                 high: open("memory.high"),
                 events: open("memory.events"),
                 oom_control: None,
+                memsw_failcnt: None,
                 kmem: None,
                 pressure: open("memory.pressure"),
             },
@@ -181,6 +184,7 @@ impl MemoryFiles {
                 high: None,
                 events: open("memory.failcnt"),
                 oom_control: open("memory.oom_control"),
+                memsw_failcnt: open("memory.memsw.failcnt"),
                 kmem: open("memory.kmem.usage_in_bytes"),
                 pressure: pressure.and_then(|p| File::open(p).ok()),
             },
@@ -217,7 +221,14 @@ impl MemoryFiles {
                 }
             }
             CgroupVersion::V1 => {
-                memory.events.max = number(&self.events).unwrap_or(0);
+                // The memory limit's and the memory+swap limit's (checked first) hits. Recent
+                // kernels (6.18 here) leave both at 0 even when a charge fails; then a peak at
+                // the limit counts as (at least) one hit.
+                let failed =
+                    number(&self.events).unwrap_or(0) + number(&self.memsw_failcnt).unwrap_or(0);
+                let reached =
+                    matches!((memory.peak_kb, memory.limit_kb), (Some(p), Some(l)) if p >= l);
+                memory.events.max = failed.max(u64::from(reached));
                 if let Some(text) = self.text(&self.oom_control, buf) {
                     let (oom, oom_kill) = parse_oom_control(&text);
                     memory.events.oom = oom;

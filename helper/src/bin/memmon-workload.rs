@@ -66,6 +66,10 @@ enum Pattern {
     Spike,
     /// On a stdin line: map and touch 1 MiB at a time up to --mib MiB, then print `done`.
     Hog,
+    /// On the first stdin line: read --read FILE through (page cache), map and touch --mib MiB,
+    /// print `done`, and hold it all until stdin closes (or --seconds). Lets a test move the
+    /// process into a cgroup first, so what it uses is charged there.
+    Hold,
 }
 
 #[derive(clap::Args)]
@@ -83,6 +87,9 @@ struct PatternArgs {
     step_ms: u64,
     #[arg(long, default_value_t = 600.0)]
     seconds: f64,
+    /// Hold: a file to read through first.
+    #[arg(long, value_name = "FILE")]
+    read: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -220,6 +227,20 @@ fn pattern(args: &PatternArgs) -> anyhow::Result<()> {
                 leaked.push(Touched::new(size / 10)?);
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+        Pattern::Hold => {
+            say("ready");
+            if !wait_for_line() {
+                return Ok(());
+            }
+            if let Some(path) = &args.read {
+                let mut file = std::fs::File::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                std::io::copy(&mut file, &mut std::io::sink()).context("reading")?;
+            }
+            let _held = (size > 0).then(|| Touched::new(size)).transpose()?;
+            say("done");
+            while Instant::now() < deadline && wait_for_line() {}
         }
         Pattern::Spike | Pattern::Hog => {
             say("ready");
