@@ -181,6 +181,7 @@ mod tests {
                 start_time: 9_000_000_000,
                 name: "Web Content, \"tab\" 1".into(),
                 ppid: None,
+                uid: None,
                 app: None,
                 rss_kb: Some(123_456),
                 virtual_kb: Some(9_999_999),

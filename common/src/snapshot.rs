@@ -94,6 +94,9 @@ pub struct ProcessRow {
     /// The parent's PID (`PPid:` of `status`; 0 for the namespace's init and kernel roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppid: Option<u32>,
+    /// The real user ID that owns the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
     /// The id of the app ([`crate::apps::AppRow::id`]) the process was grouped into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
@@ -274,6 +277,7 @@ mod tests {
             start_time: 100 + u64::from(pid),
             name: name.to_owned(),
             ppid: None,
+            uid: None,
             app: None,
             rss_kb: rss,
             virtual_kb: rss.map(|r| r * 3 + u64::from(pid % 7)),

@@ -345,6 +345,7 @@ fn row_from(sample: &ProcSample, alloc: Option<AllocStats>) -> ProcessRow {
         start_time: sample.start_time,
         name: sample.name.clone(),
         ppid: s.ppid,
+        uid: s.uid,
         app: None,
         rss_kb: s.vm_rss,
         virtual_kb: s.vm_size,

@@ -157,6 +157,7 @@ mod tests {
             start_time: 1000 + u64::from(pid),
             name: format!("p{pid}"),
             ppid: None,
+            uid: None,
             app: None,
             rss_kb: Some(rss_kb),
             virtual_kb: None,

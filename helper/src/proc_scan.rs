@@ -42,13 +42,15 @@ pub struct StatusFields {
     /// `PPid:` — the parent (0 for the namespace's init). Read with the rest of `status`, so a
     /// reparenting shows within [`STATUS_REFRESH_TICKS`] ticks.
     pub ppid: Option<u32>,
+    /// `Uid:`'s first field: the real user ID (who may signal it, who owns it).
+    pub uid: Option<u32>,
 }
 
 impl StatusFields {
     /// Parses the memory lines (and `PPid:`) of a `status` file and returns the `Name:` value's byte range.
     ///
     /// procfs's `Status` parser builds a map of every line (two allocations each), which costs
-    /// 1.5× the read itself (BENCHMARKS.md); this reads the eight fields memmon needs in place.
+    /// 1.5× the read itself (BENCHMARKS.md); this reads the nine fields memmon needs in place.
     pub fn parse(text: &[u8]) -> (StatusFields, Option<std::ops::Range<usize>>) {
         let mut fields = StatusFields::default();
         let mut name = None;
@@ -71,6 +73,10 @@ impl StatusFields {
                 }
                 b"PPid" => {
                     fields.ppid = parse_kb(rest).and_then(|p| u32::try_from(p).ok());
+                    continue;
+                }
+                b"Uid" => {
+                    fields.uid = parse_kb(rest).and_then(|u| u32::try_from(u).ok());
                     continue;
                 }
                 b"VmRSS" => &mut fields.vm_rss,
@@ -391,7 +397,7 @@ pub fn page_size() -> u64 {
 mod tests {
     use super::*;
 
-    const STATUS: &[u8] = b"Name:\tmy prog\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\nPPid:\t7\n\
+    const STATUS: &[u8] = b"Name:\tmy prog\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\nPPid:\t7\nUid:\t1000\t1000\t1000\t1000\n\
 VmPeak:\t   12345 kB\nVmSize:\t   12000 kB\nVmHWM:\t     900 kB\nVmRSS:\t     800 kB\n\
 RssAnon:\t     500 kB\nRssFile:\t     280 kB\nRssShmem:\t      20 kB\nVmSwap:\t       7 kB\nThreads:\t1\n";
 
@@ -410,6 +416,7 @@ RssAnon:\t     500 kB\nRssFile:\t     280 kB\nRssShmem:\t      20 kB\nVmSwap:\t 
                 rss_shmem: Some(20),
                 vm_swap: Some(7),
                 ppid: Some(7),
+                uid: Some(1000),
             }
         );
     }

@@ -9,6 +9,7 @@ fn full_row() -> ProcessRow {
         start_time: 9_000,
         name: "firefox".into(),
         ppid: None,
+        uid: None,
         app: None,
         rss_kb: Some(3 * 1024 + 400),
         virtual_kb: Some(5 * 1024 * 1024 / 4),
