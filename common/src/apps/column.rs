@@ -269,6 +269,19 @@ mod tests {
     }
 
     #[test]
+    fn the_dbus_document_lists_exactly_the_app_sort_keys() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/dbus-api.md"));
+        let (_, section) = doc.split_once("### `GetApps").expect("a GetApps section");
+        let (_, rest) = section
+            .split_once("`sort_key` is one of `")
+            .expect("the GetApps section lists its sort keys");
+        let (span, _) = rest.split_once('`').expect("the code span ends");
+        let listed: Vec<&str> = span.split_whitespace().collect();
+        let table: Vec<&str> = AppSortKey::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(listed, table, "docs/dbus-api.md's GetApps keys, in the table's order");
+    }
+
+    #[test]
     fn cells_format_sizes_in_mib_and_absent_values_as_a_dash() {
         let row = AppRow {
             name: "=cmd".into(),
