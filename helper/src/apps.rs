@@ -53,7 +53,7 @@ pub const RECHECK_TICKS: u64 = 30;
 /// A cgroup's detailed counters are re-read every this many ticks (`current` every tick).
 pub const DETAIL_TICKS: u64 = 5;
 /// Cgroups whose memory files are kept open.
-pub const MAX_CGROUPS: usize = 1_024;
+pub const MAX_CGROUPS: usize = 256;
 /// Desktop entries are re-read at most this often when an app has none, and at least this
 /// often times ten.
 const DESKTOP_RELOAD_MS: u64 = 60_000;
@@ -95,6 +95,9 @@ struct AppState {
     trend: SeriesTrend,
     events: Option<MemoryEvents>,
     seen_tick: u64,
+    /// The app's one own cgroup, read once more when its last process is gone: an OOM kill of
+    /// that process shows in the cgroup's counters only after it vanished.
+    own: Option<MemorySource>,
 }
 
 pub struct Apps {
@@ -385,31 +388,36 @@ impl Apps {
                 trend: SeriesTrend::new(now_ms, seed(&key), value, peak),
                 events: None,
                 seen_tick: tick,
+                own: None,
             });
             state.seen_tick = tick;
+            state.own = match (sources.as_slice(), &row.memory_covers) {
+                ([one], None) => Some((*one).clone()),
+                _ => None,
+            };
             (row.growth, row.spike) = state.trend.update(now_ms, value, peak);
             if let Some(m) = &row.memory
                 && row.memory_covers.is_none()
             {
                 if let Some(before) = state.events {
-                    for (kind, then, now) in [
-                        (AppEventKind::High, before.high, m.events.high),
-                        (AppEventKind::Max, before.max, m.events.max),
-                        (AppEventKind::OomKill, before.oom_kill, m.events.oom_kill),
-                    ] {
-                        if now > then {
-                            let event = AppEvent {
-                                unix_ms: now_ms,
-                                kind,
-                                count: now - then,
-                            };
-                            self.events.push((key.clone(), event));
-                        }
-                    }
+                    push_events(&mut self.events, &key, now_ms, &before, &m.events);
                 }
                 state.events = Some(m.events);
             }
             self.rows.push(row);
+        }
+        // Apps whose last process left this tick: their cgroup's final counters.
+        for (key, state) in self.states.iter().filter(|(_, s)| s.seen_tick != tick) {
+            let (Some(own), Some(before)) = (&state.own, &state.events) else {
+                continue;
+            };
+            let Ok(files) = MemoryFiles::open(&own.dir, own.version, own.pressure.as_deref())
+            else {
+                continue; // removed with its last process
+            };
+            let mut memory = CgroupMemory::default();
+            files.read_details(&mut self.buf, &mut memory);
+            push_events(&mut self.events, key, now_ms, before, &memory.events);
         }
         self.states.retain(|_, s| s.seen_tick == tick);
         self.rows.sort_unstable_by(|a, b| {
@@ -604,6 +612,30 @@ fn combine(memories: impl Iterator<Item = CgroupMemory>) -> Option<CgroupMemory>
         (t.limit_kb, t.high_kb, t.peak_kb) = (None, None, None);
     }
     total
+}
+
+/// The limit and OOM events between two readings of an app's counters.
+fn push_events(
+    out: &mut Vec<(String, AppEvent)>,
+    key: &str,
+    now_ms: u64,
+    before: &MemoryEvents,
+    now: &MemoryEvents,
+) {
+    for (kind, then, now) in [
+        (AppEventKind::High, before.high, now.high),
+        (AppEventKind::Max, before.max, now.max),
+        (AppEventKind::OomKill, before.oom_kill, now.oom_kill),
+    ] {
+        if now > then {
+            let event = AppEvent {
+                unix_ms: now_ms,
+                kind,
+                count: now - then,
+            };
+            out.push((key.to_owned(), event));
+        }
+    }
 }
 
 fn add_alloc(total: &mut AllocStats, a: &AllocStats) {

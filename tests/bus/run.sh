@@ -295,6 +295,44 @@ done
 # --- every sort key: every column of the table ranks all processes ----------------------------
 probe memmon-t1 sort-keys
 
+# --- apps: a desktop app's scope, made for this test in every cgroup hierarchy ----------------
+apps_unit="memmon-bus-apps-$$/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-org.example.BusTest-7.scope"
+apps_dirs=()
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then   # unified only: the memory controller down the path
+  apps_dirs=(/sys/fs/cgroup); d=/sys/fs/cgroup
+  for c in ${apps_unit//\// }; do
+    echo +memory > "$d/cgroup.subtree_control" 2>/dev/null; d="$d/$c"; mkdir -p "$d"
+  done
+else
+  for h in systemd unified memory; do
+    [ -d "/sys/fs/cgroup/$h" ] && mkdir -p "/sys/fs/cgroup/$h/$apps_unit" && apps_dirs+=("/sys/fs/cgroup/$h")
+  done
+fi
+remove_apps_cgroups() {
+  local h d
+  for h in "${apps_dirs[@]}"; do
+    d="$h/$apps_unit"
+    while [ "$d" != "$h" ]; do rmdir "$d" 2>/dev/null; d=$(dirname "$d"); done
+  done
+}
+trap remove_apps_cgroups EXIT
+coproc HOLD { exec "$tmp/bin/memmon-workload" pattern hold --mib 24; }
+read -r line <&"${HOLD[0]}"
+for h in "${apps_dirs[@]}"; do echo "$HOLD_PID" > "$h/$apps_unit/cgroup.procs"; done
+echo go >&"${HOLD[1]}"; read -r line <&"${HOLD[0]}"
+check "the app's process holds its memory in its scope" test "$line" = done
+apps_memory=/sys/fs/cgroup/memory/$apps_unit
+[ -d /sys/fs/cgroup/memory ] || apps_memory=/sys/fs/cgroup/$apps_unit
+sleep 2   # two ticks of history
+probe memmon-t1 apps "u1000/app:org.example.BusTest" "$apps_memory" "$HOLD_PID"
+out=$(call memmon-t2 GetApps string:memory boolean:true uint32:10 array:string:)
+check "GetApps is denied to a non-member" grep -q 'NotAuthorized' <<<"$out"
+out=$(call memmon-t1 GetApps string:bogus boolean:true uint32:10 array:string:)
+check "GetApps: InvalidArgument for an unknown sort key" grep -q 'Error.InvalidArgument' <<<"$out"
+out=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus --apps --top 1000 2>&1)
+check "memmon-helper snapshot --bus --apps lists the app" grep -q 'org.example.BusTest' <<<"$out"
+kill "$HOLD_PID" 2>/dev/null; wait "$HOLD_PID" 2>/dev/null
+
 # --- concurrency, disconnects ------------------------------------------------------------------
 (exec setpriv --reuid memmon-t1 --regid "$(id -g memmon-t1)" --init-groups -- \
   /usr/bin/memmon-helper snapshot --bus --json --top 5 --watch 0.3 > "$tmp/watch.out" 2>&1) & watcher=$!

@@ -212,6 +212,13 @@ mode=$(json 'print(" — ".join(x for x in (d["mode"], d.get("mode_reason")) if 
 check "a granted non-root user gets a Full-mode snapshot (mode: $mode)" test "${mode%% *}" = full
 check "... listing the container's processes" json 'assert len(d["processes"]) >= 3 and any(p["pid"] == 1 for p in d["processes"])' <<<"$snap"
 check "... from the same unit process" test "$(unit MainPID)" = "$main"
+# Apps from a real systemd's units, read by the hardened helper (read-only cgroupfs, no
+# CAP_DAC_*): its own unit and the bus are services with their cgroup's memory.
+apps=$(as memmon-t1 timeout 30 /usr/bin/memmon-helper snapshot --bus --apps --json --top 1000 2>&1)
+check "GetApps groups the container's processes by their real systemd units" \
+  json 'ids = {a["id"] for a in d["apps"]}; assert {"service:memmon-helper", "service:dbus", "service:systemd"} <= ids, ids' <<<"$apps"
+check "... the helper's own unit with its cgroup's own memory ($(json 'a = [a for a in d["apps"] if a["id"] == "service:memmon-helper"]; print(a[0].get("memory", {}).get("current_kb") if a else None)' <<<"$apps" 2>/dev/null) KiB)" \
+  json 'a = [a for a in d["apps"] if a["id"] == "service:memmon-helper"][0]; assert a["process_count"] == 1 and a["memory"]["current_kb"] > 0 and "memory_covers" not in a, a' <<<"$apps"
 progs=$(attached "${hp:-0}")
 check "its programs are attached now ($(wc -w <<<"$progs") tracepoint links, seen from the host)" \
   test "$(memmon_named <<<"$progs")" -ge 4

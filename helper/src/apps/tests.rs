@@ -244,3 +244,31 @@ fn a_coarser_memory_hierarchy_is_labelled_not_claimed() {
     );
     assert!(Path::new(&dir).exists());
 }
+
+#[test]
+fn an_oom_kill_of_an_apps_last_process_is_still_seen() {
+    let tree = Tree::new("last");
+    tree.cgroup(UNIT, 64 << 20, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
+    let mut apps = Apps::with(tree.mounts(), vec![]);
+    let paths = HashMap::from([(10, UNIT.to_owned())]);
+    apps.update(
+        1_000,
+        &mut vec![row(10, 1, "hog", 60_000)],
+        &mut reader(&paths),
+    );
+    assert!(apps.events().is_empty());
+    // Killed between two ticks: the next tick has no process in the app, but the cgroup says.
+    tree.cgroup(UNIT, 0, "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n");
+    apps.update(
+        2_000,
+        &mut vec![row(11, 1, "other", 1_000)],
+        &mut reader(&paths),
+    );
+    let kinds: Vec<AppEventKind> = apps.events().iter().map(|(_, e)| e.kind).collect();
+    assert_eq!(kinds, [AppEventKind::Max, AppEventKind::OomKill]);
+    assert!(
+        apps.rows()
+            .iter()
+            .all(|r| r.id != "u1000/app:org.gnome.Nautilus")
+    );
+}

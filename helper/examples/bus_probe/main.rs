@@ -23,6 +23,10 @@
 //!   detail PID                 PSS <= RSS, USS <= PSS, one walk per 5 s, stale start refused
 //!   high-res PID               the process's rows carry high-resolution data while watched
 //!   sort-keys                  every column of the table ranks all processes, in order
+//!   apps ID DIR PID            the app ID (cgroup DIR, process PID) over GetApps and
+//!                              GetAppHistory; bad arguments refused
+mod apps;
+
 use std::{
     collections::BTreeMap,
     io::{BufRead as _, Write as _},
@@ -98,6 +102,10 @@ async fn main() -> anyhow::Result<()> {
         "detail" => detail(arg(1)? as u32).await?,
         "high-res" => high_res(arg(1)? as u32).await?,
         "sort-keys" => sort_keys().await?,
+        "apps" => {
+            let text = |i: usize| args.get(i).map(String::as_str).context("argument missing");
+            apps::apps(text(1)?, text(2)?, arg(3)? as u32).await?
+        }
         other => anyhow::bail!("unknown scenario {other:?}"),
     };
     std::process::exit(if ok { 0 } else { 1 });
