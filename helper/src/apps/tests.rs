@@ -253,7 +253,7 @@ fn an_oom_kill_of_an_apps_last_process_is_still_seen() {
     let paths = HashMap::from([(10, UNIT.to_owned())]);
     apps.update(
         1_000,
-        &mut vec![row(10, 1, "hog", 60_000)],
+        &mut [row(10, 1, "hog", 60_000)],
         &mut reader(&paths),
     );
     assert!(apps.events().is_empty());
@@ -261,7 +261,7 @@ fn an_oom_kill_of_an_apps_last_process_is_still_seen() {
     tree.cgroup(UNIT, 0, "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n");
     apps.update(
         2_000,
-        &mut vec![row(11, 1, "other", 1_000)],
+        &mut [row(11, 1, "other", 1_000)],
         &mut reader(&paths),
     );
     let kinds: Vec<AppEventKind> = apps.events().iter().map(|(_, e)| e.kind).collect();
