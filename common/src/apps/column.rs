@@ -278,7 +278,10 @@ mod tests {
         let (span, _) = rest.split_once('`').expect("the code span ends");
         let listed: Vec<&str> = span.split_whitespace().collect();
         let table: Vec<&str> = AppSortKey::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(listed, table, "docs/dbus-api.md's GetApps keys, in the table's order");
+        assert_eq!(
+            listed, table,
+            "docs/dbus-api.md's GetApps keys, in the table's order"
+        );
     }
 
     #[test]
