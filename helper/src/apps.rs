@@ -543,7 +543,7 @@ fn memory_source(
         )
     };
     let own = within(path);
-    if !own && path == "/" {
+    if !own && path == "/" && !mounts.cgroup_namespace {
         return None; // the root cgroup is the whole machine, not this app
     }
     let chosen = if own { unit } else { path };
@@ -559,7 +559,13 @@ fn memory_source(
     Some(MemorySource {
         dir: mount.dir(chosen)?,
         version,
-        covers: (!own).then(|| path.to_owned()),
+        covers: (!own).then(|| {
+            if path == "/" {
+                "/ (the root of this cgroup namespace)".to_owned()
+            } else {
+                path.to_owned()
+            }
+        }),
         pressure,
     })
 }

@@ -24,7 +24,13 @@ pub struct Mounts {
     pub memory_v1: Option<Mount>,
     /// The v1 `name=systemd` hierarchy.
     pub systemd_v1: Option<Mount>,
+    /// This process runs in a cgroup namespace of its own (a hardened service, a container):
+    /// then `/` in `/proc/<pid>/cgroup` is the namespace's root, not the whole machine.
+    pub cgroup_namespace: bool,
 }
+
+/// The inode of the initial cgroup namespace (`PROC_CGROUP_INIT_INO`, fixed in the kernel).
+const INITIAL_CGROUP_NAMESPACE: u64 = 0xEFFF_FFFB;
 
 /// One mount of a cgroup hierarchy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +63,9 @@ impl Mounts {
     pub fn discover() -> Mounts {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut mounts = Mounts::parse(&mountinfo);
+        use std::os::unix::fs::MetadataExt as _;
+        mounts.cgroup_namespace = std::fs::metadata("/proc/self/ns/cgroup")
+            .is_ok_and(|m| m.ino() != INITIAL_CGROUP_NAMESPACE);
         if let Some(unified) = &mounts.unified {
             let controllers = std::fs::read_to_string(unified.point.join("cgroup.controllers"))
                 .unwrap_or_default();

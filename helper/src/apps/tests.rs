@@ -56,6 +56,7 @@ impl Tree {
             unified_has_memory: true,
             memory_v1: None,
             systemd_v1: None,
+            cgroup_namespace: false,
         }
     }
 }
@@ -251,11 +252,7 @@ fn an_oom_kill_of_an_apps_last_process_is_still_seen() {
     tree.cgroup(UNIT, 64 << 20, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
     let mut apps = Apps::with(tree.mounts(), vec![]);
     let paths = HashMap::from([(10, UNIT.to_owned())]);
-    apps.update(
-        1_000,
-        &mut [row(10, 1, "hog", 60_000)],
-        &mut reader(&paths),
-    );
+    apps.update(1_000, &mut [row(10, 1, "hog", 60_000)], &mut reader(&paths));
     assert!(apps.events().is_empty());
     // Killed between two ticks: the next tick has no process in the app, but the cgroup says.
     tree.cgroup(UNIT, 0, "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n");
@@ -270,5 +267,30 @@ fn an_oom_kill_of_an_apps_last_process_is_still_seen() {
         apps.rows()
             .iter()
             .all(|r| r.id != "u1000/app:org.gnome.Nautilus")
+    );
+}
+
+#[test]
+fn in_a_cgroup_namespace_its_root_is_not_the_whole_machine() {
+    // A hardened service on a hybrid host: its own cgroup namespace, memory at its root.
+    let mut mounts = Mounts::parse(
+        "35 31 0:32 / /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n\
+         40 31 0:37 / /sys/fs/cgroup/systemd ro - cgroup cgroup rw,name=systemd\n",
+    );
+    let paths = CgroupPaths::parse(
+        "9:name=systemd:/system.slice/memmon-helper.service\n4:memory:/\n0::/system.slice/memmon-helper.service\n",
+    );
+    let identity = identity::identify(paths.systemd().expect("path")).expect("unit");
+    assert_eq!(
+        memory_source(&mounts, &paths, &identity),
+        None,
+        "/ is the whole machine"
+    );
+    mounts.cgroup_namespace = true;
+    let source = memory_source(&mounts, &paths, &identity).expect("the namespace's root");
+    assert_eq!(source.dir, PathBuf::from("/sys/fs/cgroup/memory"));
+    assert_eq!(
+        source.covers.as_deref(),
+        Some("/ (the root of this cgroup namespace)")
     );
 }
