@@ -12,11 +12,13 @@ use eframe::egui::{self, Key, Modifiers};
 use crate::{
     command::{Command, Export},
     export,
-    model::Model,
+    icons::IconLoader,
+    model::{Model, Subject},
     panels::{
-        banner::Banner, grid::Grid, oom::OomList, plot, plot::PlotPanel, status_bar::StatusBar,
+        apps::AppsPanel, banner::Banner, grid::Grid, oom::OomList, plot, plot::PlotPanel,
+        status_bar::StatusBar, view_tabs::ViewTabs,
     },
-    settings::Settings,
+    settings::{Settings, View},
     source::{Request, Update},
 };
 
@@ -29,6 +31,10 @@ pub struct MemmonApp {
     grid: Grid,
     plot: PlotPanel,
     oom: OomList,
+    view_tabs: ViewTabs,
+    apps: AppsPanel,
+    /// Finds and decodes app icons off the UI thread.
+    icon_loader: IconLoader,
     updates: Receiver<Update>,
     requests: Sender<Request>,
     /// Requests the model asked for while eating updates; sent with the frame's commands.
@@ -62,6 +68,9 @@ impl MemmonApp {
             grid: Grid::default(),
             plot: PlotPanel::default(),
             oom: OomList::default(),
+            view_tabs: ViewTabs,
+            apps: AppsPanel::default(),
+            icon_loader: IconLoader::default(),
             updates,
             requests,
             outbox,
@@ -82,6 +91,11 @@ impl MemmonApp {
     /// The grid panel (its view state, for tests).
     pub fn grid(&self) -> &Grid {
         &self.grid
+    }
+
+    /// The apps panel (its view state, for tests).
+    pub fn apps_panel(&self) -> &AppsPanel {
+        &self.apps
     }
 
     /// Where the process plot was drawn in the last frame.
@@ -107,6 +121,9 @@ impl MemmonApp {
         while let Ok(message) = self.exports.1.try_recv() {
             self.model.status_message = Some(message);
         }
+        while let Some((icon, image)) = self.icon_loader.try_recv() {
+            self.apps.icons.arrived(icon, image);
+        }
     }
 
     /// Draws the frame; what the user asks for is queued in `self.commands`.
@@ -125,9 +142,15 @@ impl MemmonApp {
         if model.banner_text().is_some() {
             egui::Panel::top("banner").show(ui, |ui| self.banner.ui(ui, model, commands));
         }
+        egui::Panel::top("views").show(ui, |ui| self.view_tabs.ui(ui, model, commands));
+        let apps_view = model.settings.view == View::Apps;
         if model.plot_shown() {
             let available = ui.available_height();
-            let rows = model.visible_rows().len();
+            let rows = if apps_view {
+                AppsPanel::line_count(model)
+            } else {
+                model.visible_rows().len()
+            };
             let (default, min, max) = plot::split(available, rows, model.settings.plot_fraction);
             let panel = egui::Panel::bottom("plot")
                 .resizable(true)
@@ -149,7 +172,11 @@ impl MemmonApp {
         } else {
             self.plot_layout = None;
         }
-        egui::CentralPanel::default().show(ui, |ui| self.grid.ui(ui, model, commands));
+        if apps_view {
+            egui::CentralPanel::default().show(ui, |ui| self.apps.ui(ui, model, commands));
+        } else {
+            egui::CentralPanel::default().show(ui, |ui| self.grid.ui(ui, model, commands));
+        }
         self.oom.ui(ui, model, commands);
         if model
             .snapshot
@@ -205,7 +232,20 @@ impl MemmonApp {
                 Command::ClosePlot => model.close_plot(),
                 Command::Interval(ms) => requests.push(model.set_interval(ms)),
                 Command::Filter(text) => model.filter = text,
-                Command::TogglePin(key, name) => requests.extend(model.toggle_pin(key, name)),
+                Command::TogglePin(subject, name) => {
+                    requests.extend(model.toggle_pin(subject, name));
+                }
+                Command::ShowView(view) => requests.push(model.set_view(view)),
+                Command::SortApps(key) => requests.push(model.sort_apps_by(key)),
+                Command::SelectApp { id, open_plot } => {
+                    requests.extend(model.select(Subject::App(id), open_plot));
+                }
+                Command::ToggleExpanded(id) => requests.push(model.toggle_expanded(&id)),
+                Command::LoadIcon(icon) => {
+                    let ctx = ctx.clone();
+                    self.icon_loader
+                        .request(icon, move || ctx.request_repaint());
+                }
                 Command::SystemMetric(metric) => model.settings.system_metric = metric,
                 Command::PlotSplit(fraction) => model.settings.plot_fraction = fraction,
                 Command::MeasureDetail(key) => requests.push(model.measure_detail(key)),

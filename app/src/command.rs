@@ -4,9 +4,12 @@
 
 use std::path::PathBuf;
 
-use memmon_common::{process_key::ProcessKey, snapshot::SortKey};
+use memmon_common::{apps::AppSortKey, process_key::ProcessKey, snapshot::SortKey};
 
-use crate::settings::SystemMetric;
+use crate::{
+    model::Subject,
+    settings::{SystemMetric, View},
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -20,8 +23,21 @@ pub enum Command {
     ClosePlot,
     Interval(u64),
     Filter(String),
-    /// Pin or unpin a process (by key, and its name to re-pin it next time).
-    TogglePin(ProcessKey, String),
+    /// Pin or unpin a process or an app (and the process's name, to re-pin it next time).
+    TogglePin(Subject, String),
+    /// Show the processes or the apps table.
+    ShowView(View),
+    /// Sort the apps table by this column (a second time: reverse).
+    SortApps(AppSortKey),
+    /// A click on an app (`open_plot`) or keyboard navigation onto one.
+    SelectApp {
+        id: String,
+        open_plot: bool,
+    },
+    /// List or hide an app's processes.
+    ToggleExpanded(String),
+    /// Find and decode the icon of this name (off the UI thread).
+    LoadIcon(String),
     SystemMetric(SystemMetric),
     /// The plot panel's new share of the window (the user dragged the split).
     PlotSplit(f32),
@@ -52,6 +68,8 @@ pub enum Export {
     GridJson,
     /// The selected and pinned processes' histories as CSV.
     SeriesCsv,
+    /// The apps table's rows (after the filter) as CSV.
+    AppsCsv,
 }
 
 impl Export {
@@ -63,6 +81,7 @@ impl Export {
             Export::GridCsv => "grid.csv",
             Export::GridJson => "grid.json",
             Export::SeriesCsv => "series.csv",
+            Export::AppsCsv => "apps.csv",
         }
     }
 

@@ -8,7 +8,7 @@ use std::{
 };
 
 use eframe::egui;
-use memmon_common::{export, snapshot::Snapshot};
+use memmon_common::{apps::apps_csv as apps_table_csv, export, snapshot::Snapshot};
 
 use crate::{command::Export, model::Model};
 
@@ -37,6 +37,20 @@ pub fn series_csv(model: &Model) -> String {
     export::series_csv(&series)
 }
 
+/// The apps table's rows as last shown (after the filter, in its order), as CSV.
+pub fn apps_csv(model: &Model) -> anyhow::Result<String> {
+    if model.apps.snapshot.is_none() {
+        anyhow::bail!("no apps table yet: open the Apps view (Ctrl+2) first");
+    }
+    let rows: Vec<_> = model
+        .apps
+        .visible_rows(&model.filter)
+        .into_iter()
+        .cloned()
+        .collect();
+    Ok(apps_table_csv(&rows))
+}
+
 /// Where an export goes when the user did not say: a timestamped name in the Pictures folder.
 pub fn default_path(what: Export) -> PathBuf {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
@@ -52,6 +66,7 @@ pub fn write_data(model: &Model, what: Export, path: &Path) -> String {
         Export::GridCsv => Ok(grid_csv(model)),
         Export::GridJson => grid_json(model),
         Export::SeriesCsv => Ok(series_csv(model)),
+        Export::AppsCsv => apps_csv(model),
         Export::WindowPng | Export::PlotPng => Err(anyhow::anyhow!("a picture is not data")),
     };
     match text.and_then(|t| std::fs::write(path, t).map_err(anyhow::Error::from)) {

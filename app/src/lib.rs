@@ -6,6 +6,7 @@ pub mod app;
 pub mod command;
 pub mod export;
 pub mod format;
+pub mod icons;
 pub mod model;
 pub mod panels;
 pub mod settings;

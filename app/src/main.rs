@@ -33,6 +33,9 @@ struct Cli {
     /// rss, growth, … (the CLI's sort keys).
     #[arg(long, value_name = "KEY")]
     sort: Option<memmon_common::snapshot::SortKey>,
+    /// Show this table at start instead of the remembered one: processes or apps.
+    #[arg(long, value_enum, value_name = "VIEW")]
+    view: Option<memmon::settings::View>,
     /// Open the list of OOM kills at start.
     #[arg(long)]
     show_oom_kills: bool,
@@ -86,6 +89,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(key) = cli.sort {
                 settings.sort = key;
                 settings.descending = true;
+            }
+            if let Some(view) = cli.view {
+                settings.view = view;
             }
             let (request_tx, request_rx) = mpsc::channel();
             let (update_tx, update_rx) = mpsc::channel();

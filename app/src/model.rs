@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use memmon_common::{
+    apps::AppSortKey,
     diagnostics::{MemoryDetail, SystemSample},
     process_key::ProcessKey,
     series::HistorySeries,
@@ -15,9 +16,15 @@ use memmon_common::{
 use memmon_helper::history::MAX_SYSTEM_SAMPLES;
 
 use crate::{
-    settings::Settings,
-    source::{Origin, Request, Update},
+    settings::{Settings, View},
+    source::{APPS_TOP_N, AppsView, Origin, Request, Update},
 };
+
+mod apps;
+mod subject;
+
+pub use apps::{AppsModel, memory_note};
+pub use subject::Subject;
 
 /// The process a row describes (PID and start time: a reused PID is another process).
 pub fn key_of(row: &ProcessRow) -> ProcessKey {
@@ -33,11 +40,13 @@ pub struct Model {
     pub problem: Option<String>,
     /// The grid's filter: a name part or a PID prefix.
     pub filter: String,
-    /// The selected process (survives refreshes and row moves).
-    pub selected: Option<ProcessKey>,
+    /// The selected process or app (survives refreshes and row moves).
+    pub selected: Option<Subject>,
     pub plot_open: bool,
-    /// Processes drawn in the plot next to the selected one.
-    pub pinned: Vec<ProcessKey>,
+    /// Processes and apps drawn in the plot next to the selected one.
+    pub pinned: Vec<Subject>,
+    /// The Apps view's table and the apps' histories.
+    pub apps: AppsModel,
     pub histories: HashMap<ProcessKey, HistorySeries>,
     /// Memory pressure, swap and faults over time (oldest first, bounded).
     pub system_history: Vec<SystemSample>,
@@ -54,8 +63,14 @@ pub struct Model {
 
 impl Model {
     pub fn new(settings: Settings) -> Model {
+        let pinned = settings
+            .pinned_apps
+            .iter()
+            .map(|id| Subject::App(id.clone()))
+            .collect();
         Model {
             settings,
+            pinned,
             ..Default::default()
         }
     }
@@ -65,6 +80,7 @@ impl Model {
         vec![
             self.view_request(),
             Request::Interval(std::time::Duration::from_millis(self.settings.interval_ms)),
+            self.apps_request(),
         ]
     }
 
@@ -82,7 +98,7 @@ impl Model {
                     && let Some(row) = snapshot.processes.iter().find(|r| r.pid == pid)
                 {
                     self.select_when_seen = None;
-                    self.selected = Some(key_of(row));
+                    self.selected = Some(Subject::Process(key_of(row)));
                     self.plot_open = true;
                 }
                 self.repin(&snapshot);
@@ -123,32 +139,46 @@ impl Model {
                 self.problem = Some(p);
                 Vec::new()
             }
+            Update::Apps(snapshot) => {
+                let (key, descending) = (self.settings.app_sort, self.settings.app_descending);
+                self.apps.apply(*snapshot, key, descending);
+                Vec::new()
+            }
+            Update::AppsError(e) => {
+                self.apps.error = Some(e);
+                Vec::new()
+            }
+            Update::AppHistory(series) => {
+                self.apps.apply_history(series);
+                Vec::new()
+            }
         }
     }
 
     /// Pins again, by name, the processes pinned in an earlier run (or before a restart).
     fn repin(&mut self, snapshot: &Snapshot) {
         for name in &self.settings.pinned_names {
-            let already = self
-                .pinned
-                .iter()
-                .any(|p| self.histories.get(p).is_some_and(|h| &h.name == name));
+            let already = self.pinned.iter().any(|p| {
+                p.process()
+                    .and_then(|k| self.histories.get(&k))
+                    .is_some_and(|h| &h.name == name)
+            });
             if let Some(row) = snapshot.processes.iter().find(|r| &r.name == name)
                 && !already
-                && !self.pinned.contains(&key_of(row))
+                && !self.pinned.contains(&Subject::Process(key_of(row)))
             {
-                self.pinned.push(key_of(row));
+                self.pinned.push(Subject::Process(key_of(row)));
             }
         }
     }
 
     /// The histories the open plot draws (selected and pinned) and the system samples it lacks.
     pub fn plot_requests(&self) -> Vec<Request> {
-        let selected = self.selected.filter(|_| self.plot_open);
+        let selected = self.selected.as_ref().filter(|_| self.plot_open);
         let mut requests: Vec<Request> = selected
-            .iter()
-            .chain(self.pinned.iter())
-            .map(|&key| Request::History(key))
+            .into_iter()
+            .chain(self.pinned.iter().filter(|&p| Some(p) != selected))
+            .map(Subject::history_request)
             .collect();
         if selected.is_some() {
             let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
@@ -157,24 +187,25 @@ impl Model {
         requests
     }
 
-    /// Selects a process; `open_plot` also opens the plot. An open plot asks for the new
-    /// process's history at once, not at the next tick.
-    pub fn select(&mut self, key: ProcessKey, open_plot: bool) -> Vec<Request> {
-        let changed = self.selected != Some(key) || (open_plot && !self.plot_open);
-        self.selected = Some(key);
+    /// Selects a process or an app; `open_plot` also opens the plot. An open plot asks for
+    /// the new subject's history at once, not at the next tick.
+    pub fn select(&mut self, subject: impl Into<Subject>, open_plot: bool) -> Vec<Request> {
+        let subject = subject.into();
+        let changed = self.selected.as_ref() != Some(&subject) || (open_plot && !self.plot_open);
+        let mut requests = vec![subject.history_request()];
+        self.selected = Some(subject);
         self.plot_open |= open_plot;
         if !changed || !self.plot_open {
             return Vec::new();
         }
-        let mut requests = vec![Request::History(key)];
         let since_unix_ms = self.system_history.last().map_or(0, |s| s.unix_ms);
         requests.push(Request::SystemHistory { since_unix_ms });
         requests
     }
 
     pub fn open_plot(&mut self) -> Vec<Request> {
-        match self.selected {
-            Some(key) => self.select(key, true),
+        match self.selected.clone() {
+            Some(subject) => self.select(subject, true),
             None => Vec::new(),
         }
     }
@@ -207,17 +238,60 @@ impl Model {
         Request::Interval(std::time::Duration::from_millis(ms))
     }
 
-    pub fn toggle_pin(&mut self, key: ProcessKey, name: String) -> Vec<Request> {
-        if let Some(i) = self.pinned.iter().position(|&p| p == key) {
+    /// Pins or unpins a process (remembered by `name`) or an app (remembered by its id).
+    pub fn toggle_pin(&mut self, subject: impl Into<Subject>, name: String) -> Vec<Request> {
+        let subject = subject.into();
+        let remembered = match &subject {
+            Subject::Process(_) => (&mut self.settings.pinned_names, name),
+            Subject::App(id) => (&mut self.settings.pinned_apps, id.clone()),
+        };
+        if let Some(i) = self.pinned.iter().position(|p| *p == subject) {
             self.pinned.remove(i);
-            self.settings.pinned_names.retain(|n| n != &name);
+            remembered.0.retain(|n| *n != remembered.1);
             return Vec::new();
         }
-        self.pinned.push(key);
-        if !self.settings.pinned_names.contains(&name) {
-            self.settings.pinned_names.push(name);
+        if !remembered.0.contains(&remembered.1) {
+            remembered.0.push(remembered.1);
         }
-        vec![Request::History(key)]
+        let request = subject.history_request();
+        self.pinned.push(subject);
+        vec![request]
+    }
+
+    /// Shows the processes or the apps table; the source fetches apps only for the Apps view.
+    pub fn set_view(&mut self, view: View) -> Request {
+        self.settings.view = view;
+        self.apps_request()
+    }
+
+    /// Sorts the apps table: the same column again reverses; names read A→Z, numbers largest
+    /// first. The rows shown reorder at once.
+    pub fn sort_apps_by(&mut self, key: AppSortKey) -> Request {
+        if self.settings.app_sort == key {
+            self.settings.app_descending = !self.settings.app_descending;
+        } else {
+            self.settings.app_sort = key;
+            self.settings.app_descending = key != AppSortKey::Name;
+        }
+        let (key, descending) = (self.settings.app_sort, self.settings.app_descending);
+        self.apps.sort(key, descending);
+        self.apps_request()
+    }
+
+    /// Lists or hides an app's processes (the source sends them with the app).
+    pub fn toggle_expanded(&mut self, id: &str) -> Request {
+        self.apps.toggle_expanded(id);
+        self.apps_request()
+    }
+
+    /// What the source must send for the apps table (nothing outside the Apps view).
+    pub fn apps_request(&self) -> Request {
+        Request::Apps((self.settings.view == View::Apps).then(|| AppsView {
+            key: self.settings.app_sort,
+            descending: self.settings.app_descending,
+            limit: APPS_TOP_N,
+            expanded: self.apps.expanded.clone(),
+        }))
     }
 
     pub fn measure_detail(&mut self, key: ProcessKey) -> Request {
@@ -261,6 +335,19 @@ impl Model {
             .processes
             .iter()
             .find(|r| key_of(r) == key)
+    }
+
+    /// The selected process, if a process (not an app) is selected.
+    pub fn selected_process(&self) -> Option<ProcessKey> {
+        self.selected.as_ref().and_then(Subject::process)
+    }
+
+    /// A process's or an app's name, for the plot's legend and title.
+    pub fn subject_name(&self, subject: &Subject) -> String {
+        match subject {
+            Subject::Process(key) => self.name_of(*key),
+            Subject::App(id) => self.apps.name_of(id),
+        }
     }
 
     /// A process's name, from its history or its row.
@@ -337,12 +424,13 @@ impl Model {
         self.selected
             .iter()
             .chain(self.pinned.iter())
-            .filter(|&&k| {
+            .filter_map(Subject::process)
+            .filter(|&k| {
                 let new = !seen.contains(&k);
                 seen.push(k);
                 new
             })
-            .filter_map(|k| self.histories.get(k))
+            .filter_map(|k| self.histories.get(&k))
             .collect()
     }
 

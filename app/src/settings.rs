@@ -1,7 +1,7 @@
 //! What the app remembers across runs (eframe persistence). Runtime state lives in the
 //! [`Model`](crate::model::Model) and the panels, and is never saved.
 
-use memmon_common::{diagnostics::SystemSample, snapshot::SortKey};
+use memmon_common::{apps::AppSortKey, diagnostics::SystemSample, snapshot::SortKey};
 use serde::{Deserialize, Serialize};
 
 /// Settings kept across runs; `#[serde(default)]` so older saved settings still load.
@@ -17,6 +17,13 @@ pub struct Settings {
     pub system_metric: SystemMetric,
     /// The plot panel's share of the window's height below the status bar, when it is open.
     pub plot_fraction: f32,
+    /// Processes or Apps.
+    pub view: View,
+    /// The apps table's sort column and direction.
+    pub app_sort: AppSortKey,
+    pub app_descending: bool,
+    /// Ids of pinned apps (stable across runs, so pinned again as they are).
+    pub pinned_apps: Vec<String>,
 }
 
 impl Default for Settings {
@@ -28,6 +35,10 @@ impl Default for Settings {
             pinned_names: Vec::new(),
             system_metric: SystemMetric::default(),
             plot_fraction: DEFAULT_PLOT_FRACTION,
+            view: View::default(),
+            app_sort: AppSortKey::Memory,
+            app_descending: true,
+            pinned_apps: Vec::new(),
         }
     }
 }
@@ -37,6 +48,16 @@ pub const INTERVALS_MS: [u64; 5] = [500, 1000, 2000, 3000, 5000];
 
 /// The plot's default share of the window when it opens.
 pub const DEFAULT_PLOT_FRACTION: f32 = 0.5;
+
+/// Which table the window shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum View {
+    /// One row per process.
+    #[default]
+    Processes,
+    /// One row per app (processes grouped by systemd unit).
+    Apps,
+}
 
 /// What the system plot under the process plot shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ use std::{
 };
 
 use memmon_common::{
+    apps::{AppHistorySeries, AppsSnapshot},
     diagnostics::{MemoryDetail, SystemSample},
     process_key::ProcessKey,
     snapshot::{Snapshot, SortKey, top_by, unix_ms_now},
@@ -27,9 +28,13 @@ use memmon_helper::{
     Collector,
     client::{ClientError, HelperClient},
     dbus::MAX_LIMIT,
-    history::{History, HistorySeries},
+    history::{History, HistorySeries, apps::AppHistory},
     smaps::DetailCache,
 };
+
+mod apps;
+
+pub use apps::{APPS_TOP_N, AppsView};
 
 /// Rows the grid shows.
 pub const TOP_N: u32 = 100;
@@ -73,6 +78,10 @@ pub enum Request {
     },
     /// The user clicked "Try again": one more interactive attempt to use the helper.
     RetryHelper,
+    /// The apps table each tick while the Apps view is shown; `None`: not shown, none sent.
+    Apps(Option<AppsView>),
+    /// The stored history of one app (by id).
+    AppHistory(String),
 }
 
 /// Where the current data comes from, with the sentence the banner shows.
@@ -101,6 +110,11 @@ pub enum Update {
     SystemHistory(Vec<SystemSample>),
     Detail(Result<MemoryDetail, String>),
     Problem(String),
+    /// The apps table (Apps view only), rows in the view's order.
+    Apps(Box<AppsSnapshot>),
+    /// Why no apps table came this tick.
+    AppsError(String),
+    AppHistory(AppHistorySeries),
 }
 
 /// Starts the source thread.
@@ -144,6 +158,7 @@ pub fn spawn(
                 embedded: None,
                 details: DetailCache::new(),
                 last_sent: None,
+                apps: apps::AppsFeed::default(),
                 updates: updates.clone(),
                 wake: Arc::clone(&wake),
             };
@@ -154,6 +169,8 @@ pub fn spawn(
 struct Embedded {
     collector: Collector,
     history: History,
+    /// Recorded every tick, whatever the view.
+    app_history: AppHistory,
 }
 
 type Attempt = tokio::task::JoinHandle<Result<HelperClient, ClientError>>;
@@ -178,6 +195,8 @@ struct Source {
     details: DetailCache,
     /// What the UI was last sent: an identical tick is not sent again (no repaint, no CPU).
     last_sent: Option<(Origin, Snapshot)>,
+    /// The Apps view's table.
+    apps: apps::AppsFeed,
     /// For answers that arrive from background tasks (calls that may show a dialog).
     updates: Sender<Update>,
     wake: Arc<dyn Fn() + Send + Sync>,
@@ -194,9 +213,15 @@ impl Source {
         loop {
             let tick = Instant::now();
             let update = self.tick(rt);
-            if self.is_news(&update) {
-                if updates.send(update).is_err() {
-                    return; // the UI has gone
+            let news = [
+                Some(update).filter(|u| self.is_news(u)),
+                self.apps.take_news(),
+            ];
+            if news.iter().any(Option::is_some) {
+                for update in news.into_iter().flatten() {
+                    if updates.send(update).is_err() {
+                        return; // the UI has gone
+                    }
                 }
                 wake();
             }
@@ -215,6 +240,13 @@ impl Source {
                         if let Some(client) = &self.helper {
                             // The helper bounds it; a refusal only means the default is used.
                             let _ = rt.block_on(client.set_interval(interval_ms(interval)));
+                        }
+                    }
+                    Ok(Request::Apps(view)) => {
+                        let fetch = view.is_some();
+                        self.apps.set_view(view);
+                        if fetch {
+                            break; // the table at once, not at the next tick
                         }
                     }
                     Ok(Request::RetryHelper) => {
@@ -269,6 +301,7 @@ impl Source {
         if let Some(client) = &self.helper {
             match rt.block_on(client.snapshot(self.key, self.descending, TOP_N.min(MAX_LIMIT))) {
                 Ok(snapshot) => {
+                    self.apps.fetch_from_helper(rt, client);
                     return Update::Snapshot {
                         snapshot: Box::new(snapshot),
                         origin: Origin::Helper,
@@ -296,12 +329,20 @@ impl Source {
             };
         }
         let embedded = self.embedded.get_or_insert_with(|| Embedded {
-            collector: Collector::embedded("reading /proc as this user, without eBPF"),
+            collector: apps::embedded_collector(),
             history: History::new(),
+            app_history: AppHistory::new(),
         });
         match embedded.collector.collect() {
             Ok(mut snapshot) => {
                 embedded.history.record(&snapshot);
+                let grouped = embedded.collector.apps();
+                embedded.app_history.record(
+                    snapshot.taken_at_unix_ms,
+                    grouped.rows(),
+                    grouped.events(),
+                );
+                self.apps.take_from_embedded(grouped, &snapshot);
                 snapshot.processes = top_by(
                     &snapshot.processes,
                     self.key,
@@ -401,6 +442,10 @@ impl Source {
                     rt.block_on(client.system_history(since_unix_ms))
                         .map_or_else(|e| Update::Problem(e.to_string()), Update::SystemHistory),
                 ),
+                Request::AppHistory(id) => Some(
+                    rt.block_on(client.app_history(&id))
+                        .map_or_else(|e| Update::Problem(e.to_string()), Update::AppHistory),
+                ),
                 // A person's click: polkit may ask for a password (another user's process),
                 // so the call runs in the background and answers when it is done.
                 Request::Detail(key) => {
@@ -428,7 +473,10 @@ impl Source {
                     });
                     None
                 }
-                Request::View { .. } | Request::Interval(_) | Request::RetryHelper => None,
+                Request::View { .. }
+                | Request::Interval(_)
+                | Request::RetryHelper
+                | Request::Apps(_) => None,
             };
         }
         match request {
@@ -438,6 +486,9 @@ impl Source {
             }
             Request::SystemHistory { since_unix_ms } => Some(Update::SystemHistory(
                 self.embedded.as_ref()?.history.system_since(since_unix_ms),
+            )),
+            Request::AppHistory(id) => Some(Update::AppHistory(
+                self.embedded.as_ref()?.app_history.series(&id)?,
             )),
             Request::Detail(key) => Some(Update::Detail(
                 self.details
@@ -450,7 +501,8 @@ impl Source {
             Request::HighRes { .. }
             | Request::View { .. }
             | Request::Interval(_)
-            | Request::RetryHelper => None,
+            | Request::RetryHelper
+            | Request::Apps(_) => None,
         }
     }
 

@@ -148,7 +148,10 @@ fn oom_kills_are_listed_and_open_the_victims_history() {
     h.get_by_label_contains("hog (PID 4321), last RSS 64.0 MiB")
         .click();
     h.run();
-    assert_eq!(h.state().model.selected, Some(ProcessKey::new(4321, 777)));
+    assert_eq!(
+        h.state().model.selected_process(),
+        Some(ProcessKey::new(4321, 777))
+    );
     assert!(
         f.requests
             .try_iter()

@@ -48,7 +48,10 @@ fn arrow_keys_with_the_plot_open_ask_for_the_new_history_at_once() {
     let _ = f.requests.try_iter().count();
     h.key_press(egui::Key::ArrowDown);
     h.run();
-    assert_eq!(h.state().model.selected, Some(ProcessKey::new(7, 1007)));
+    assert_eq!(
+        h.state().model.selected_process(),
+        Some(ProcessKey::new(7, 1007))
+    );
     let asked: Vec<Request> = f.requests.try_iter().collect();
     assert!(
         asked.contains(&Request::History(ProcessKey::new(7, 1007))),

@@ -2,6 +2,7 @@
 //! clicked and typed at by AccessKit label, with assertions on state and on what it asks of its
 //! data source.
 use egui_kittest::kittest::Queryable as _;
+use memmon::model::Subject;
 use memmon::source::{Origin, Request, Update};
 use memmon_common::process_key::ProcessKey;
 use memmon_common::snapshot::{Mode, ProcessRow, SortKey};
@@ -38,7 +39,10 @@ fn clicking_a_row_opens_its_plot_and_asks_for_history() {
     let _ = f.requests.try_iter().count();
     h.get_by_label("Xorg").click();
     h.run();
-    assert_eq!(h.state().model.selected, Some(ProcessKey::new(7, 1007)));
+    assert_eq!(
+        h.state().model.selected_process(),
+        Some(ProcessKey::new(7, 1007))
+    );
     assert!(h.state().model.plot_open);
     assert!(
         f.requests
@@ -76,16 +80,28 @@ fn keyboard_moves_the_selection_and_enter_opens_the_plot() {
     let (mut h, _f) = harness(sample_rows(), Origin::Helper);
     h.key_press(egui::Key::ArrowDown);
     h.run();
-    assert_eq!(h.state().model.selected, Some(ProcessKey::new(42, 1042)));
+    assert_eq!(
+        h.state().model.selected_process(),
+        Some(ProcessKey::new(42, 1042))
+    );
     h.key_press(egui::Key::ArrowDown);
     h.run();
-    assert_eq!(h.state().model.selected, Some(ProcessKey::new(7, 1007)));
+    assert_eq!(
+        h.state().model.selected_process(),
+        Some(ProcessKey::new(7, 1007))
+    );
     h.key_press(egui::Key::End);
     h.run();
-    assert_eq!(h.state().model.selected, Some(ProcessKey::new(99, 1099)));
+    assert_eq!(
+        h.state().model.selected_process(),
+        Some(ProcessKey::new(99, 1099))
+    );
     h.key_press(egui::Key::Home);
     h.run();
-    assert_eq!(h.state().model.selected, Some(ProcessKey::new(42, 1042)));
+    assert_eq!(
+        h.state().model.selected_process(),
+        Some(ProcessKey::new(42, 1042))
+    );
     assert!(!h.state().model.plot_open);
     h.key_press(egui::Key::Enter);
     h.run();
@@ -107,7 +123,10 @@ fn the_selection_survives_a_refresh_in_which_rows_move() {
         })
         .expect("send");
     h.run();
-    assert_eq!(h.state().model.selected, Some(ProcessKey::new(99, 1099)));
+    assert_eq!(
+        h.state().model.selected_process(),
+        Some(ProcessKey::new(99, 1099))
+    );
     assert_eq!(
         h.state().model.visible_rows()[0].pid,
         5,
@@ -133,7 +152,7 @@ fn empty_and_huge_snapshots_do_not_panic() {
     h.key_press(egui::Key::End);
     h.run();
     assert_eq!(
-        h.state().model.selected,
+        h.state().model.selected_process(),
         Some(ProcessKey::new(10_000, 11_000))
     );
 }
@@ -240,7 +259,10 @@ fn two_processes_can_be_pinned_and_compared() {
     h.run();
     assert_eq!(
         h.state().model.pinned,
-        vec![ProcessKey::new(7, 1007), ProcessKey::new(42, 1042)]
+        vec![
+            Subject::Process(ProcessKey::new(7, 1007)),
+            Subject::Process(ProcessKey::new(42, 1042))
+        ]
     );
     assert_eq!(
         h.state().model.settings.pinned_names,
@@ -261,5 +283,8 @@ fn two_processes_can_be_pinned_and_compared() {
     }
     h.get_by_label("Unpin").click();
     h.run();
-    assert_eq!(h.state().model.pinned, vec![ProcessKey::new(7, 1007)]);
+    assert_eq!(
+        h.state().model.pinned,
+        vec![Subject::Process(ProcessKey::new(7, 1007))]
+    );
 }

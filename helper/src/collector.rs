@@ -83,6 +83,13 @@ impl Collector {
         Collector::new(Mode::Embedded, Some(reason.into()))
     }
 
+    /// The same collector grouping apps with `apps` (e.g. the GUI's, which adds the user's own
+    /// desktop entries to the system's).
+    pub fn with_apps(mut self, apps: Apps) -> Collector {
+        self.apps = apps;
+        self
+    }
+
     /// The helper's collector: tries to load and attach the eBPF programs; on failure (or in a
     /// build without the `ebpf` feature) it runs in /proc-only mode and
     /// [`Collector::mode_reason`] says why.

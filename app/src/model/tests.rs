@@ -81,8 +81,27 @@ fn the_saved_view_is_asked_for_first() {
                 key: SortKey::Growth,
                 descending: false
             },
-            Request::Interval(std::time::Duration::from_millis(2000))
+            Request::Interval(std::time::Duration::from_millis(2000)),
+            Request::Apps(None),
         ]
+    );
+    // The Apps view, remembered: the source sends the apps table from the start.
+    let model = Model::new(Settings {
+        view: View::Apps,
+        app_sort: AppSortKey::Swap,
+        ..Default::default()
+    });
+    assert!(
+        model
+            .initial_requests()
+            .contains(&Request::Apps(Some(AppsView {
+                key: AppSortKey::Swap,
+                descending: true,
+                limit: APPS_TOP_N,
+                expanded: Vec::new(),
+            }))),
+        "{:?}",
+        model.initial_requests()
     );
 }
 
@@ -146,9 +165,9 @@ fn select_when_seen_waits_for_the_pid_then_opens_its_plot() {
     let mut m = Model::new(Settings::default());
     m.select_pid_when_seen(3);
     m.apply(snapshot(vec![row(1, "a")]));
-    assert_eq!(m.selected, None);
+    assert_eq!(m.selected_process(), None);
     let asked = m.apply(snapshot(vec![row(1, "a"), row(3, "c")]));
-    assert_eq!(m.selected, Some(ProcessKey::new(3, 1003)));
+    assert_eq!(m.selected_process(), Some(ProcessKey::new(3, 1003)));
     assert!(m.plot_shown());
     assert!(asked.contains(&history(3)));
 }
@@ -160,7 +179,10 @@ fn pins_are_remembered_by_name_and_come_back() {
     let settings = m.settings.clone();
     let mut next_run = Model::new(settings);
     next_run.apply(snapshot(vec![row(9, "editor"), row(1, "a")]));
-    assert_eq!(next_run.pinned, vec![ProcessKey::new(9, 1009)]);
+    assert_eq!(
+        next_run.pinned,
+        vec![Subject::Process(ProcessKey::new(9, 1009))]
+    );
     next_run.toggle_pin(ProcessKey::new(9, 1009), "editor".into());
     assert!(next_run.pinned.is_empty());
     assert!(next_run.settings.pinned_names.is_empty());
@@ -269,4 +291,65 @@ fn high_res_and_detail_requests() {
     assert_eq!(m.high_res, Some(ProcessKey::new(5, 6)));
     m.set_high_res(ProcessKey::new(5, 6), false);
     assert_eq!(m.high_res, None);
+}
+
+#[test]
+fn an_app_and_a_process_are_selected_and_pinned_alike() {
+    let mut m = Model::new(Settings::default());
+    m.apply(snapshot(vec![row(1, "a")]));
+    let asked = m.select(Subject::App("app:firefox".into()), true);
+    assert!(
+        asked.contains(&Request::AppHistory("app:firefox".into())),
+        "{asked:?}"
+    );
+    m.toggle_pin(Subject::App("app:firefox".into()), "Firefox".into());
+    m.toggle_pin(ProcessKey::new(1, 1001), "a".into());
+    assert_eq!(m.settings.pinned_apps, ["app:firefox"]);
+    assert_eq!(m.settings.pinned_names, ["a"]);
+    // Every refresh keeps both plotted series current, the selected app once.
+    let asked = m.apply(snapshot(vec![row(1, "a")]));
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|r| matches!(r, Request::AppHistory(_) | Request::History(_)))
+            .count(),
+        2,
+        "{asked:?}"
+    );
+    // Pinned apps come back by id in the next run.
+    let next_run = Model::new(m.settings.clone());
+    assert_eq!(next_run.pinned, [Subject::App("app:firefox".into())]);
+    m.toggle_pin(Subject::App("app:firefox".into()), String::new());
+    assert!(m.settings.pinned_apps.is_empty());
+}
+
+#[test]
+fn switching_views_and_sorting_apps_ask_the_source() {
+    let mut m = Model::new(Settings::default());
+    assert!(matches!(m.set_view(View::Apps), Request::Apps(Some(_))));
+    let Request::Apps(Some(view)) = m.sort_apps_by(AppSortKey::Memory) else {
+        panic!("an apps view");
+    };
+    assert_eq!(
+        (view.key, view.descending),
+        (AppSortKey::Memory, false),
+        "reversed"
+    );
+    let Request::Apps(Some(view)) = m.sort_apps_by(AppSortKey::Name) else {
+        panic!("an apps view");
+    };
+    assert_eq!(
+        (view.key, view.descending),
+        (AppSortKey::Name, false),
+        "names A→Z"
+    );
+    let Request::Apps(Some(view)) = m.toggle_expanded("app:x") else {
+        panic!("an apps view");
+    };
+    assert_eq!(view.expanded, ["app:x"]);
+    assert_eq!(
+        m.set_view(View::Processes),
+        Request::Apps(None),
+        "no apps fetched"
+    );
 }

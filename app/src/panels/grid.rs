@@ -47,7 +47,7 @@ impl Grid {
         let rows = model.visible_rows();
         self.keys_ui(ui.ctx(), model, &rows, commands);
         let selected_index = model
-            .selected
+            .selected_process()
             .and_then(|sel| rows.iter().position(|r| key_of(r) == sel));
         let shown = model.allocation_columns_shown();
         let columns: Vec<Column> = Column::listed_columns()
@@ -120,7 +120,12 @@ impl Grid {
                 for &c in columns {
                     header.col(|ui| {
                         let descending = (c.sort_key() == Some(sorted.0)).then_some(sorted.1);
-                        let (response, title) = header_cell_ui(ui, c, descending);
+                        let (response, title) = super::table::header_cell_ui(
+                            ui,
+                            c.title(),
+                            c.align() == column::Align::Right,
+                            descending,
+                        );
                         title_rects.push((c, title));
                         if response.on_hover_text(c.tooltip()).clicked()
                             && let Some(key) = c.sort_key()
@@ -175,7 +180,7 @@ impl Grid {
             return; // typing in the filter
         }
         let current = model
-            .selected
+            .selected_process()
             .and_then(|sel| rows.iter().position(|r| key_of(r) == sel));
         let last = rows.len().saturating_sub(1);
         ctx.input_mut(|input| {
@@ -203,75 +208,4 @@ impl Grid {
             }
         });
     }
-}
-
-/// A header cell: the whole cell is the click target; the title sits where the column's values
-/// do (numbers right, names left) and the sort arrow beside it, away from the values' edge.
-/// Returns the cell's response and where the title was drawn.
-fn header_cell_ui(
-    ui: &mut egui::Ui,
-    c: Column,
-    descending: Option<bool>,
-) -> (egui::Response, egui::Rect) {
-    const ARROW: f32 = 14.0;
-    let text_color = ui.visuals().strong_text_color();
-    let galley = ui.painter().layout_no_wrap(
-        c.title().to_owned(),
-        egui::TextStyle::Body.resolve(ui.style()),
-        text_color,
-    );
-    let desired = galley.size().x + ARROW + 4.0;
-    let width = if ui.is_sizing_pass() {
-        desired
-    } else {
-        ui.available_width().max(desired)
-    };
-    let (rect, response) =
-        ui.allocate_exact_size(egui::vec2(width, ui.available_height()), Sense::click());
-    let label = match descending {
-        None => c.title().to_owned(),
-        Some(true) => format!("{}, sorted descending", c.title()),
-        Some(false) => format!("{}, sorted ascending", c.title()),
-    };
-    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
-    let (title_x, arrow_x) = match c.align() {
-        column::Align::Left => (rect.left(), rect.left() + galley.size().x + ARROW / 2.0),
-        column::Align::Right => (
-            rect.right() - galley.size().x,
-            rect.right() - galley.size().x - ARROW / 2.0,
-        ),
-    };
-    let title = egui::Rect::from_min_size(
-        egui::pos2(title_x, rect.center().y - galley.size().y / 2.0),
-        galley.size(),
-    );
-    if ui.is_rect_visible(rect) {
-        let painter = ui.painter();
-        if response.hovered() {
-            painter.rect_filled(rect, 2.0, ui.visuals().widgets.hovered.weak_bg_fill);
-        }
-        painter.galley(title.min, galley, text_color);
-        if let Some(descending) = descending {
-            let (x, y) = (arrow_x, rect.center().y);
-            let points = if descending {
-                vec![
-                    egui::pos2(x - 4.0, y - 2.5),
-                    egui::pos2(x + 4.0, y - 2.5),
-                    egui::pos2(x, y + 3.0),
-                ]
-            } else {
-                vec![
-                    egui::pos2(x - 4.0, y + 2.5),
-                    egui::pos2(x + 4.0, y + 2.5),
-                    egui::pos2(x, y - 3.0),
-                ]
-            };
-            painter.add(egui::Shape::convex_polygon(
-                points,
-                text_color,
-                egui::Stroke::NONE,
-            ));
-        }
-    }
-    (response, title)
 }

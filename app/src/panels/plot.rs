@@ -13,7 +13,7 @@ use memmon_common::{
 use crate::{
     command::{Command, Export},
     format,
-    model::Model,
+    model::{Model, Subject},
     settings::SystemMetric,
 };
 
@@ -85,8 +85,13 @@ impl PlotPanel {
         // Fill the panel even while the history loads: a resizable panel keeps the size its
         // contents used, and would shrink to its minimum.
         ui.set_min_height(ui.available_height());
-        let Some(key) = model.selected else {
-            return;
+        let key = match &model.selected {
+            Some(Subject::Process(key)) => *key,
+            Some(Subject::App(id)) => {
+                self.plot_rect = super::app_plot::ui(ui, model, id, commands);
+                return;
+            }
+            None => return,
         };
         let pid = key.pid;
         let series = model.histories.get(&key);
@@ -162,13 +167,15 @@ fn buttons_ui(
     name: &str,
     commands: &mut Vec<Command>,
 ) {
-    let pinned = model.pinned.contains(&key);
+    let pinned = model.pinned.contains(&Subject::Process(key));
     if ui
         .button(if pinned { "Unpin" } else { "Pin" })
-        .on_hover_text("Keep this process in the plot to compare it with others")
+        .on_hover_text(
+            "Keep this process in the plot to compare it with others (processes or apps)",
+        )
         .clicked()
     {
-        commands.push(Command::TogglePin(key, name.to_owned()));
+        commands.push(Command::TogglePin(Subject::Process(key), name.to_owned()));
     }
     if ui
         .button("Measure PSS")
@@ -233,12 +240,7 @@ fn process_plot_ui(
         .iter()
         .map(|s| [s.unix_ms as f64 / 1000.0, s.peak_bytes as f64 / 1048576.0])
         .collect();
-    let pinned_series: Vec<&HistorySeries> = model
-        .pinned
-        .iter()
-        .filter(|&&p| p != key)
-        .filter_map(|p| model.histories.get(p))
-        .collect();
+    let pinned = super::app_plot::pinned_lines(model, &Subject::Process(key));
     let kills: Vec<f64> = model
         .snapshot
         .iter()
@@ -277,11 +279,8 @@ fn process_plot_ui(
             if !net.is_empty() {
                 plot.line(egui_plot::Line::new("Net mapped", net));
             }
-            for other in &pinned_series {
-                plot.line(egui_plot::Line::new(
-                    format!("RSS {} ({})", other.name, other.pid),
-                    step_points(other, &|s| Some(s.rss_kb as f64 * mib)),
-                ));
+            for (name, points) in pinned {
+                plot.line(egui_plot::Line::new(name, points));
             }
             if !spikes.is_empty() {
                 plot.points(
@@ -297,7 +296,12 @@ fn process_plot_ui(
         .response
 }
 
-fn system_plot_ui(ui: &mut egui::Ui, model: &Model, link: egui::Id, commands: &mut Vec<Command>) {
+pub(super) fn system_plot_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    link: egui::Id,
+    commands: &mut Vec<Command>,
+) {
     let metric = model.settings.system_metric;
     ui.horizontal(|ui| {
         egui::ComboBox::from_label("System")
@@ -351,17 +355,29 @@ pub fn step_points(
     series: &HistorySeries,
     value: &dyn Fn(&HistorySample) -> Option<f64>,
 ) -> Vec<[f64; 2]> {
-    let mut pts: Vec<[f64; 2]> = Vec::with_capacity(series.samples.len() * 2 + 1);
-    for s in &series.samples {
-        let Some(v) = value(s) else { continue };
-        let t = s.unix_ms as f64 / 1000.0;
+    steps(
+        series.samples.iter().map(|s| (s.unix_ms, value(s))),
+        series.last_seen_unix_ms,
+    )
+}
+
+/// Change-only `(unix ms, value)` samples as step points, the last value held until
+/// `last_seen_unix_ms` (processes' and apps' series alike).
+pub fn steps(
+    samples: impl ExactSizeIterator<Item = (u64, Option<f64>)>,
+    last_seen_unix_ms: u64,
+) -> Vec<[f64; 2]> {
+    let mut pts: Vec<[f64; 2]> = Vec::with_capacity(samples.len() * 2 + 1);
+    for (unix_ms, value) in samples {
+        let Some(v) = value else { continue };
+        let t = unix_ms as f64 / 1000.0;
         if let Some(&[_, prev]) = pts.last() {
             pts.push([t, prev]);
         }
         pts.push([t, v]);
     }
     if let Some(&[_, v]) = pts.last() {
-        pts.push([series.last_seen_unix_ms as f64 / 1000.0, v]);
+        pts.push([last_seen_unix_ms as f64 / 1000.0, v]);
     }
     pts
 }

@@ -8,7 +8,7 @@ use crate::{
     command::{Command, Export},
     format,
     model::Model,
-    settings::INTERVALS_MS,
+    settings::{INTERVALS_MS, View},
 };
 
 /// No view state of its own: the filter's text is the model's, its cursor egui's.
@@ -77,6 +77,16 @@ impl StatusBar {
                     ui.add(egui::Label::new(m.as_str()).truncate())
                         .on_hover_text(m.as_str());
                 }
+                // How apps were grouped (systemd units or process trees, which cgroup files).
+                if model.settings.view == View::Apps
+                    && let Some(apps) = &model.apps.snapshot
+                {
+                    ui.add(egui::Label::new(apps.grouping.as_str()).truncate())
+                        .on_hover_text(format!(
+                            "{} (grouping took {} µs)",
+                            apps.grouping, apps.grouping_us
+                        ));
+                }
             });
         });
     }
@@ -86,7 +96,10 @@ fn filter_ui(ui: &mut egui::Ui, model: &Model, commands: &mut Vec<Command>) {
     let mut text = model.filter.clone();
     let edit = ui.add(
         egui::TextEdit::singleline(&mut text)
-            .hint_text("name or PID")
+            .hint_text(match model.settings.view {
+                View::Processes => "name or PID",
+                View::Apps => "app name or id",
+            })
             .desired_width(120.0),
     );
     ui.label("Filter:");
@@ -116,6 +129,11 @@ fn export_menu_ui(ui: &mut egui::Ui, commands: &mut Vec<Command>) {
                 "Save the snapshot with the grid's rows as JSON",
                 Export::GridJson,
             ),
+            (
+                "Apps as CSV",
+                "Save the apps table's rows as CSV (the Apps view's columns, all apps it lists)",
+                Export::AppsCsv,
+            ),
         ];
         for (label, tip, what) in items {
             if ui.button(label).on_hover_text(tip).clicked() {
@@ -125,5 +143,8 @@ fn export_menu_ui(ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         }
     })
     .response
-    .on_hover_text("Save the window as PNG, or the grid as CSV or JSON, in your Pictures folder");
+    .on_hover_text(
+        "Save the window as PNG, the grid as CSV or JSON, or the apps as CSV, in your Pictures \
+         folder",
+    );
 }

@@ -1,0 +1,106 @@
+//! The source's part of the Apps view: while the view is shown, each tick also yields the apps
+//! table (from the helper's `GetApps`, or from the embedded collector's grouping), sent only
+//! when it changed. The embedded app history is recorded every tick whatever the view, so an
+//! app's plot has history from before the click.
+
+use memmon_common::{
+    apps::{AppSortKey, AppsSnapshot},
+    snapshot::Snapshot,
+};
+use memmon_helper::{
+    Collector,
+    apps::{self, Apps, Mounts, desktop},
+    client::{ClientError, HelperClient},
+    dbus::MAX_LIMIT,
+};
+
+use super::Update;
+
+/// Apps the table shows at most (the source ranks all of them by the view's column).
+pub const APPS_TOP_N: u32 = 500;
+
+/// What the Apps view asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppsView {
+    pub key: AppSortKey,
+    pub descending: bool,
+    pub limit: u32,
+    /// Apps whose processes are listed (at most `MAX_EXPANDED_APPS`).
+    pub expanded: Vec<String>,
+}
+
+/// The embedded collector, grouping apps with the user's own desktop entries too (the user's
+/// `~/.local/share/applications` names the apps they installed themselves).
+pub fn embedded_collector() -> Collector {
+    let dirs = [desktop::user_dirs(), desktop::system_dirs()].concat();
+    Collector::embedded("reading /proc as this user, without eBPF")
+        .with_apps(Apps::with(Mounts::discover(), dirs))
+}
+
+#[derive(Default)]
+pub struct AppsFeed {
+    /// `None` outside the Apps view: no apps are fetched.
+    view: Option<AppsView>,
+    /// The last table sent, to skip identical ones.
+    last_sent: Option<AppsSnapshot>,
+    /// The table of this tick, sent after the process snapshot.
+    pending: Option<Update>,
+}
+
+impl AppsFeed {
+    /// A new view (or none); the next table is always sent.
+    pub fn set_view(&mut self, view: Option<AppsView>) {
+        self.view = view;
+        self.last_sent = None;
+    }
+
+    /// This tick's table from the helper.
+    pub fn fetch_from_helper(&mut self, rt: &tokio::runtime::Runtime, client: &HelperClient) {
+        let Some(view) = &self.view else { return };
+        let expanded: Vec<&str> = view.expanded.iter().map(String::as_str).collect();
+        let limit = view.limit.clamp(1, MAX_LIMIT);
+        self.pending = Some(
+            match rt.block_on(client.apps(view.key, view.descending, limit, &expanded)) {
+                Ok(table) => Update::Apps(Box::new(table)),
+                Err(ClientError::Unavailable(why)) => {
+                    Update::AppsError(format!("the helper is busy: {why}"))
+                }
+                Err(e) => Update::AppsError(format!("the helper cannot list apps: {e}")),
+            },
+        );
+    }
+
+    /// This tick's table from the embedded collector (`full` has every process).
+    pub fn take_from_embedded(&mut self, all: &Apps, full: &Snapshot) {
+        let Some(view) = &self.view else { return };
+        let table = apps::view(
+            &all.snapshot(),
+            full,
+            view.key,
+            view.descending,
+            view.limit,
+            &view.expanded,
+        );
+        self.pending = Some(Update::Apps(Box::new(table)));
+    }
+
+    /// The table to send after this tick, if it is news (only its times differ otherwise).
+    pub fn take_news(&mut self) -> Option<Update> {
+        let update = self.pending.take()?;
+        if let Update::Apps(table) = &update {
+            let same = self.last_sent.as_ref().is_some_and(|last| {
+                last.apps == table.apps
+                    && last.app_count == table.app_count
+                    && last.process_count == table.process_count
+                    && last.grouping == table.grouping
+            });
+            if same {
+                return None;
+            }
+            self.last_sent = Some((**table).clone());
+        } else {
+            self.last_sent = None;
+        }
+        Some(update)
+    }
+}
