@@ -15,8 +15,8 @@ use crate::{
     icons::IconLoader,
     model::{Model, Subject},
     panels::{
-        apps::AppsPanel, banner::Banner, grid::Grid, oom::OomList, plot, plot::PlotPanel,
-        status_bar::StatusBar, view_tabs::ViewTabs,
+        apps::AppsPanel, banner::Banner, end_dialog::EndProcessDialog, grid::Grid, oom::OomList,
+        plot, plot::PlotPanel, status_bar::StatusBar, tree::ProcessTreeView, view_tabs::ViewTabs,
     },
     settings::{Settings, View},
     source::{Request, Update},
@@ -29,6 +29,8 @@ pub struct MemmonApp {
     status_bar: StatusBar,
     banner: Banner,
     grid: Grid,
+    tree: ProcessTreeView,
+    end_dialog: EndProcessDialog,
     plot: PlotPanel,
     oom: OomList,
     view_tabs: ViewTabs,
@@ -66,6 +68,8 @@ impl MemmonApp {
             status_bar: StatusBar,
             banner: Banner,
             grid: Grid::default(),
+            tree: ProcessTreeView::default(),
+            end_dialog: EndProcessDialog::default(),
             plot: PlotPanel::default(),
             oom: OomList::default(),
             view_tabs: ViewTabs,
@@ -91,6 +95,11 @@ impl MemmonApp {
     /// The grid panel (its view state, for tests).
     pub fn grid(&self) -> &Grid {
         &self.grid
+    }
+
+    /// The process tree panel (its view state, for tests).
+    pub fn tree(&self) -> &ProcessTreeView {
+        &self.tree
     }
 
     /// The apps panel (its view state, for tests).
@@ -174,10 +183,13 @@ impl MemmonApp {
         }
         if apps_view {
             egui::CentralPanel::default().show(ui, |ui| self.apps.ui(ui, model, commands));
+        } else if model.settings.process_tree {
+            egui::CentralPanel::default().show(ui, |ui| self.tree.ui(ui, model, commands));
         } else {
             egui::CentralPanel::default().show(ui, |ui| self.grid.ui(ui, model, commands));
         }
         self.oom.ui(ui, model, commands);
+        self.end_dialog.ui(ui, model, commands);
         if model
             .snapshot
             .as_ref()
@@ -199,10 +211,22 @@ impl MemmonApp {
         }
     }
 
-    /// Window-wide keys: Ctrl+S exports the window, Ctrl+Q (or Q outside the filter) quits.
+    /// Window-wide keys: Ctrl+S exports the window, Ctrl+Q (or Q outside the filter) quits;
+    /// outside the filter T switches the process tree and Delete ends the selected process.
     fn shortcuts(&mut self, ctx: &egui::Context) {
         let typing = ctx.memory(|m| m.focused().is_some());
+        let processes = self.model.settings.view == View::Processes;
         ctx.input_mut(|input| {
+            if !typing && processes && input.consume_key(Modifiers::NONE, Key::T) {
+                self.commands.push(Command::ToggleTree);
+            }
+            if !typing
+                && !self.end_dialog.is_open()
+                && let Some(key) = self.model.selected_process()
+                && input.consume_key(Modifiers::NONE, Key::Delete)
+            {
+                self.commands.push(Command::AskToEnd(key));
+            }
             if input.consume_key(Modifiers::COMMAND, Key::S) {
                 self.commands.push(Command::Export(Export::WindowPng, None));
             }
@@ -252,6 +276,17 @@ impl MemmonApp {
                 Command::HighRes(key, on) => requests.push(model.set_high_res(key, on)),
                 Command::RetryHelper => requests.push(model.retry_helper()),
                 Command::ShowOomKills => self.oom.open = true,
+                Command::ToggleTree => requests.push(model.toggle_tree()),
+                Command::AskToEnd(key) => match model.row(key) {
+                    Some(row) => self.end_dialog.ask(row),
+                    None => {
+                        model.status_message = Some(format!(
+                            "PID {} is no longer listed: it has exited or left the top 100",
+                            key.pid
+                        ));
+                    }
+                },
+                Command::EndProcess(key, signal) => self.end_dialog.send(key, signal),
                 Command::Export(what, path) => {
                     let path = path.unwrap_or_else(|| export::default_path(what));
                     if what.is_picture() {

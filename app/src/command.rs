@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use memmon_common::{apps::AppSortKey, process_key::ProcessKey, snapshot::SortKey};
 
 use crate::{
+    end_process::Signal,
     model::Subject,
     settings::{SystemMetric, View},
 };
@@ -48,6 +49,12 @@ pub enum Command {
     /// Ask for the helper again, interactively (the banner's "Try again").
     RetryHelper,
     ShowOomKills,
+    /// The Processes view as a tree, or back to the grid.
+    ToggleTree,
+    /// Open the confirmation to end this process (the row menu, or Delete).
+    AskToEnd(ProcessKey),
+    /// Send it this signal (the dialog's "End process" and "Force quit").
+    EndProcess(ProcessKey, Signal),
     /// Write a file; `None` picks a timestamped name in the Pictures folder.
     Export(Export, Option<PathBuf>),
     /// `--screenshot PATH`: save the window, print what it shows, then close.

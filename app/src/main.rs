@@ -36,6 +36,9 @@ struct Cli {
     /// Show this table at start instead of the remembered one: processes or apps.
     #[arg(long, value_enum, value_name = "VIEW")]
     view: Option<memmon::settings::View>,
+    /// Show the processes as a tree at start (parents, children and subtree totals).
+    #[arg(long)]
+    tree: bool,
     /// Open the list of OOM kills at start.
     #[arg(long)]
     show_oom_kills: bool,
@@ -93,6 +96,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(view) = cli.view {
                 settings.view = view;
             }
+            settings.process_tree |= cli.tree;
             let (request_tx, request_rx) = mpsc::channel();
             let (update_tx, update_rx) = mpsc::channel();
             let ctx = cc.egui_ctx.clone();

@@ -17,7 +17,7 @@ use memmon_helper::history::MAX_SYSTEM_SAMPLES;
 
 use crate::{
     settings::{Settings, View},
-    source::{APPS_TOP_N, AppsView, Origin, Request, Update},
+    source::{APPS_TOP_N, AppsView, Origin, Request, Rows, Update},
 };
 
 mod apps;
@@ -35,6 +35,9 @@ pub fn key_of(row: &ProcessRow) -> ProcessKey {
 pub struct Model {
     pub settings: Settings,
     pub snapshot: Option<Snapshot>,
+    /// Snapshots received so far: a view that derives something from the snapshot (the process
+    /// tree) rebuilds it only when this changes.
+    pub snapshot_count: u64,
     pub origin: Option<Origin>,
     /// The source's last complaint, until the next snapshot.
     pub problem: Option<String>,
@@ -75,13 +78,17 @@ impl Model {
         }
     }
 
-    /// What the source must know before its first tick (the saved sort and interval).
+    /// What the source must know before its first tick (the saved sort and interval, and
+    /// every process if the tree is shown).
     pub fn initial_requests(&self) -> Vec<Request> {
         vec![
             self.view_request(),
             Request::Interval(std::time::Duration::from_millis(self.settings.interval_ms)),
             self.apps_request(),
         ]
+        .into_iter()
+        .chain(self.settings.process_tree.then(|| self.rows_request()))
+        .collect()
     }
 
     /// Selects `pid` (and opens its plot) once a snapshot lists it.
@@ -103,6 +110,7 @@ impl Model {
                 }
                 self.repin(&snapshot);
                 self.snapshot = Some(*snapshot);
+                self.snapshot_count += 1;
                 self.origin = Some(origin);
                 self.problem = None;
                 // Keep the plot of the selected and the pinned processes current.
@@ -231,6 +239,21 @@ impl Model {
             key: self.settings.sort,
             descending: self.settings.descending,
         }
+    }
+
+    /// Shows the Processes view as a tree or as the grid: the tree needs every process (up to
+    /// the helper's limit), the grid the top 100.
+    pub fn toggle_tree(&mut self) -> Request {
+        self.settings.process_tree = !self.settings.process_tree;
+        self.rows_request()
+    }
+
+    fn rows_request(&self) -> Request {
+        Request::Rows(if self.settings.process_tree {
+            Rows::All
+        } else {
+            Rows::Top
+        })
     }
 
     pub fn set_interval(&mut self, ms: u64) -> Request {

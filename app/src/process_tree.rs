@@ -195,13 +195,7 @@ impl ProcessTree {
             let (Some(node), Some(row)) = (self.nodes.get(i), rows.get(i)) else {
                 continue;
             };
-            let visible_children: Vec<usize> = node
-                .children
-                .iter()
-                .copied()
-                .filter(|&c| shown(c))
-                .collect();
-            let has_children = !visible_children.is_empty();
+            let has_children = node.children.iter().any(|&c| shown(c));
             let open = match &wanted {
                 // A filter opens what leads to a match (the match itself as the user left it).
                 Some(_) => {
@@ -216,17 +210,10 @@ impl ProcessTree {
                 expanded: open,
             });
             if open {
-                stack.extend(visible_children.into_iter().rev());
+                stack.extend(node.children.iter().rev().copied().filter(|&c| shown(c)));
             }
         }
         out
-    }
-
-    /// The node of a process, if it is in the tree.
-    pub fn find(&self, rows: &[ProcessRow], key: ProcessKey) -> Option<usize> {
-        rows.iter()
-            .position(|r| r.key() == key)
-            .filter(|&i| i < self.nodes.len())
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Settings {
     pub app_descending: bool,
     /// Ids of pinned apps (stable across runs, so pinned again as they are).
     pub pinned_apps: Vec<String>,
+    /// The Processes view as a parent/child tree instead of the flat grid.
+    pub process_tree: bool,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             view: View::default(),
             app_sort: AppSortKey::Memory,
             app_descending: true,
+            process_tree: false,
             pinned_apps: Vec::new(),
         }
     }

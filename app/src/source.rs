@@ -27,14 +27,15 @@ use memmon_common::{
 use memmon_helper::{
     Collector,
     client::{ClientError, HelperClient},
-    dbus::MAX_LIMIT,
     history::{History, HistorySeries, apps::AppHistory},
     smaps::DetailCache,
 };
 
 mod apps;
+mod rows;
 
 pub use apps::{APPS_TOP_N, AppsView};
+pub use rows::Rows;
 
 /// Rows the grid shows.
 pub const TOP_N: u32 = 100;
@@ -82,6 +83,8 @@ pub enum Request {
     Apps(Option<AppsView>),
     /// The stored history of one app (by id).
     AppHistory(String),
+    /// How many processes each snapshot carries (the process tree wants every one).
+    Rows(Rows),
 }
 
 /// Where the current data comes from, with the sentence the banner shows.
@@ -148,6 +151,7 @@ pub fn spawn(
                 choice,
                 key: SortKey::Rss,
                 descending: true,
+                rows: Rows::Top,
                 interval: Duration::from_secs(1),
                 helper: None,
                 helper_error: None,
@@ -179,6 +183,7 @@ struct Source {
     choice: SourceChoice,
     key: SortKey,
     descending: bool,
+    rows: Rows,
     interval: Duration,
     /// The helper, once it answered and authorised us.
     helper: Option<HelperClient>,
@@ -234,6 +239,13 @@ impl Source {
                         self.descending = descending;
                         self.last_sent = None; // a new view is always news
                         break;
+                    }
+                    Ok(Request::Rows(rows)) => {
+                        if rows != self.rows {
+                            self.rows = rows;
+                            self.last_sent = None;
+                            break; // the tree's rows at once
+                        }
                     }
                     Ok(Request::Interval(interval)) => {
                         self.interval = interval;
@@ -299,7 +311,8 @@ impl Source {
             self.connect(rt);
         }
         if let Some(client) = &self.helper {
-            match rt.block_on(client.snapshot(self.key, self.descending, TOP_N.min(MAX_LIMIT))) {
+            match rt.block_on(client.snapshot(self.key, self.descending, self.rows.helper_limit()))
+            {
                 Ok(snapshot) => {
                     self.apps.fetch_from_helper(rt, client);
                     return Update::Snapshot {
@@ -347,7 +360,7 @@ impl Source {
                     &snapshot.processes,
                     self.key,
                     self.descending,
-                    TOP_N as usize,
+                    self.rows.embedded_limit(),
                 );
                 Update::Snapshot {
                     snapshot: Box::new(snapshot),
@@ -476,7 +489,8 @@ impl Source {
                 Request::View { .. }
                 | Request::Interval(_)
                 | Request::RetryHelper
-                | Request::Apps(_) => None,
+                | Request::Apps(_)
+                | Request::Rows(_) => None,
             };
         }
         match request {
@@ -502,7 +516,8 @@ impl Source {
             | Request::View { .. }
             | Request::Interval(_)
             | Request::RetryHelper
-            | Request::Apps(_) => None,
+            | Request::Apps(_)
+            | Request::Rows(_) => None,
         }
     }
 

@@ -13,6 +13,7 @@ use memmon_common::{
 use crate::{
     command::Command,
     model::{Model, key_of},
+    panels::end_dialog,
 };
 
 pub const HEADER_HEIGHT: f32 = 22.0;
@@ -164,6 +165,8 @@ impl Grid {
                     if clicked {
                         commands.push(Command::Select(key_of(r)));
                     }
+                    row.response()
+                        .container_context_menu(|ui| end_dialog::process_menu_ui(ui, r, commands));
                 });
             });
     }

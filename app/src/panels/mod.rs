@@ -5,9 +5,11 @@
 pub mod app_plot;
 pub mod apps;
 pub mod banner;
+pub mod end_dialog;
 pub mod grid;
 pub mod oom;
 pub mod plot;
 pub mod status_bar;
 pub mod table;
+pub mod tree;
 pub mod view_tabs;

@@ -37,6 +37,18 @@ impl ViewTabs {
                     commands.push(Command::ShowView(view));
                 }
             }
+            if current == View::Processes {
+                ui.separator();
+                if ui
+                    .selectable_label(model.settings.process_tree, "Tree")
+                    .on_hover_text(
+                        "Each process under its parent, with the totals of what is below it (T)",
+                    )
+                    .clicked()
+                {
+                    commands.push(Command::ToggleTree);
+                }
+            }
             if current == View::Apps
                 && let Some(apps) = &model.apps.snapshot
             {
