@@ -36,7 +36,11 @@ fn the_embedded_source_lists_this_process_under_its_app_and_plots_the_app() {
         .iter()
         .find(|r| r.pid == me)
         .expect("this process in the scan");
-    let id = mine.app.clone().expect("this process grouped into an app");
+    let id: String = mine
+        .app
+        .as_deref()
+        .expect("this process grouped into an app")
+        .to_owned();
 
     let (update_tx, update_rx) = mpsc::channel();
     let (request_tx, request_rx) = mpsc::channel();
