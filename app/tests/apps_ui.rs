@@ -551,3 +551,28 @@ fn many_apps_and_an_empty_table_do_not_panic() {
     h.run();
     h.get_by_label("No app matches.");
 }
+
+#[test]
+fn an_apps_error_is_shown_beside_the_last_table_until_the_next_one() {
+    let (mut h, f) = apps_harness(apps());
+    f.updates
+        .send(Update::AppsError(
+            "the helper cannot list apps: UnknownMethod".into(),
+        ))
+        .expect("send");
+    h.run();
+    h.get_by_label("Apps not updated: the helper cannot list apps: UnknownMethod");
+    h.get_by_label("Web Browser");
+    f.updates.send(table(apps())).expect("send");
+    h.run();
+    assert!(h.query_by_label_contains("Apps not updated").is_none());
+    // With no table at all, the error takes the table's place.
+    let (mut h, f) = harness(sample_rows(), Origin::Helper);
+    h.get_by_label("Apps").click();
+    h.run();
+    f.updates
+        .send(Update::AppsError("the helper is busy: overloaded".into()))
+        .expect("send");
+    h.run();
+    h.get_by_label("No apps: the helper is busy: overloaded");
+}

@@ -61,6 +61,13 @@ impl ViewTabs {
                     format!("{all} apps")
                 });
             }
+            // The table shown is the last one that came; say why no newer one did.
+            if current == View::Apps
+                && let Some(e) = &model.apps.error
+            {
+                ui.separator();
+                ui.colored_label(ui.visuals().warn_fg_color, format!("Apps not updated: {e}"));
+            }
         });
     }
 }

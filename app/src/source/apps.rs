@@ -104,3 +104,45 @@ impl AppsFeed {
         Some(update)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use memmon_common::apps::AppRow;
+
+    use super::*;
+
+    fn table(memory_kb: u64, taken_at_unix_ms: u64) -> Update {
+        Update::Apps(Box::new(AppsSnapshot {
+            taken_at_unix_ms,
+            app_count: 1,
+            apps: vec![AppRow {
+                id: "app:x".into(),
+                rss_sum_kb: memory_kb,
+                ..AppRow::default()
+            }],
+            ..AppsSnapshot::default()
+        }))
+    }
+
+    #[test]
+    fn only_changed_tables_are_sent_and_a_new_view_always_is() {
+        let mut feed = AppsFeed::default();
+        assert!(feed.take_news().is_none(), "nothing this tick");
+        feed.pending = Some(table(1, 1));
+        assert!(feed.take_news().is_some());
+        feed.pending = Some(table(1, 2));
+        assert!(feed.take_news().is_none(), "only the time differs");
+        feed.pending = Some(table(2, 3));
+        assert!(feed.take_news().is_some());
+        feed.set_view(None);
+        feed.pending = Some(table(2, 4));
+        assert!(feed.take_news().is_some(), "a new view is always news");
+        feed.pending = Some(Update::AppsError("busy".into()));
+        assert!(feed.take_news().is_some());
+        feed.pending = Some(table(2, 5));
+        assert!(
+            feed.take_news().is_some(),
+            "the table after an error is news"
+        );
+    }
+}
