@@ -79,11 +79,11 @@ fn process_cell_text(c: AppColumn, p: &ProcessRow) -> String {
 /// The narrowest a column may be: its widest value ("1023.9 MiB", "+121.5 MiB/min").
 fn min_width(c: AppColumn) -> f32 {
     match c {
-        AppColumn::Name => 170.0,
+        AppColumn::Name => 150.0,
         _ if !c.numeric() => 80.0,
         _ if c.csv_name().ends_with("_per_min") => 110.0,
-        _ if c.csv_name().ends_with("_kb") => 72.0,
-        _ => 48.0,
+        _ if c.csv_name().ends_with("_kb") => 78.0,
+        _ => 60.0,
     }
 }
 
