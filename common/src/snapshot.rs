@@ -97,9 +97,10 @@ pub struct ProcessRow {
     /// The real user ID that owns the process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
-    /// The id of the app ([`crate::apps::AppRow::id`]) the process was grouped into.
+    /// The id of the app ([`crate::apps::AppRow::id`]) the process was grouped into (shared by
+    /// the app's rows: one allocation per app, not per process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<String>,
+    pub app: Option<std::sync::Arc<str>>,
     pub rss_kb: Option<u64>,
     pub virtual_kb: Option<u64>,
     /// VmHWM: the highest RSS the process reached.

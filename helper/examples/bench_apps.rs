@@ -5,7 +5,11 @@
 //! `memmon-bench-apps-<pid>`, removed at the end) and starts `sleep` processes in them. Run it
 //! in a fresh PID namespace so only its processes are scanned:
 //!
-//!   unshare --pid --fork --mount-proc target/release/examples/bench_apps [TICKS]
+//!   unshare --pid --fork --mount-proc target/release/examples/bench_apps [TICKS] [--busy]
+//!
+//! Idle by default (`sleep`s: a cgroup's `current` is then re-read every 5 ticks); `--busy`
+//! runs `memmon-workload pattern noisy` instead (1 MiB touched and freed every 300 ms, so every
+//! app's RSS moves every tick and every cgroup's `current` is read every tick).
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -49,6 +53,12 @@ fn main() -> anyhow::Result<()> {
         .map(|t| t.parse())
         .transpose()?
         .unwrap_or(30);
+    let busy = std::env::args().any(|a| a == "--busy");
+    let workload = std::env::current_exe()?
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|dir| dir.join("memmon-workload"))
+        .context("the build directory")?;
     let mounts = Mounts::discover();
     let roots: Vec<PathBuf> = [&mounts.systemd_v1, &mounts.unified, &mounts.memory_v1]
         .into_iter()
@@ -79,16 +89,25 @@ fn main() -> anyhow::Result<()> {
         units.push(relative);
     }
     println!(
-        "| processes | apps | scan (median µs) | grouping + cgroups (median µs) | share of the scan |"
+        "| processes | apps | scan µs (median / mean) | apps µs (median / mean) | share of the scan (median / mean) | mean µs: cgroup re-reads, sums, cgroup counters, rows |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for target in [300usize, 1_000, 3_000] {
         while bench.children.len() < target {
-            let child = Command::new("sleep")
-                .arg("600")
+            let mut command = if busy {
+                let mut c = Command::new(&workload);
+                c.args(["pattern", "noisy", "--mib", "1", "--period-ms", "300"]);
+                c.stdout(Stdio::null());
+                c
+            } else {
+                let mut c = Command::new("sleep");
+                c.arg("600");
+                c
+            };
+            let child = command
                 .stdin(Stdio::null())
                 .spawn()
-                .context("spawn sleep")?;
+                .context("spawn a process")?;
             let unit = &units[bench.children.len() % APPS];
             for root in &roots {
                 std::fs::write(root.join(unit).join("cgroup.procs"), child.id().to_string())
@@ -102,17 +121,25 @@ fn main() -> anyhow::Result<()> {
             collector.collect()?;
         }
         let (mut scan, mut apps) = (Vec::new(), Vec::new());
+        let mut phases = [0u64; 4];
         for _ in 0..ticks {
             collector.collect()?;
             let t = collector.timings();
             scan.push(t.scan_us);
             apps.push(t.apps_us);
+            for (sum, p) in phases.iter_mut().zip(collector.apps().phases_us()) {
+                *sum += p;
+            }
         }
         let app_count = collector.apps().rows().len();
+        let mean = |v: &[u64]| v.iter().sum::<u64>() / v.len().max(1) as u64;
+        let (scan_mean, apps_mean) = (mean(&scan), mean(&apps));
         let (scan, apps) = (median(scan), median(apps));
+        let phases = phases.map(|p| p / ticks.max(1) as u64);
         println!(
-            "| {target} | {app_count} | {scan} | {apps} | {:.1} % |",
-            apps as f64 * 100.0 / scan.max(1) as f64
+            "| {target} | {app_count} | {scan} / {scan_mean} | {apps} / {apps_mean} | {:.1} % / {:.1} % | {phases:?} |",
+            apps as f64 * 100.0 / scan.max(1) as f64,
+            apps_mean as f64 * 100.0 / scan_mean.max(1) as f64
         );
     }
     Ok(())

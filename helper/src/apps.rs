@@ -11,8 +11,10 @@
 //! (the one just below PID 1), recomputed every tick from the parent PIDs.
 //!
 //! **Memory.** For each app's cgroup, the memory controller's own counters ([`cgroupfs`]):
-//! `current` every tick, the rest (stat, events, limits, swap, peak, pressure) every
-//! [`DETAIL_TICKS`] ticks, through files kept open. Where the memory controller's cgroup of a
+//! `current` every tick while the app's RSS moves and at least every [`CURRENT_TICKS`]; the rest (stat, events, limits, swap, peak, pressure) stalest first
+//! within [`DETAIL_BUDGET_PERCENT`] % of the tick's scan time, and at least every
+//! [`DETAIL_TICKS`] ticks; all through files kept open. So the cost stays a bounded share of the
+//! scan however many apps there are. Where the memory controller's cgroup of a
 //! process is not the unit's own (a controller mounted coarser than the systemd tree), the figure
 //! is labelled with the cgroup it covers and the app's headline falls back to its RSS sum.
 //!
@@ -27,6 +29,7 @@ pub mod report;
 use std::{
     collections::{BTreeSet, HashMap},
     path::PathBuf,
+    sync::Arc,
     time::Instant,
 };
 
@@ -49,9 +52,19 @@ use crate::trends::SeriesTrend;
 /// A new process's cgroup is re-read every tick for this many ticks.
 pub const YOUNG_TICKS: u64 = 5;
 /// Then every this many ticks.
-pub const RECHECK_TICKS: u64 = 30;
-/// A cgroup's detailed counters are re-read every this many ticks (`current` every tick).
-pub const DETAIL_TICKS: u64 = 5;
+pub const RECHECK_TICKS: u64 = 120;
+/// A cgroup's `current` is re-read every tick while its app's processes' RSS moves, and at
+/// least every this many ticks (page cache or kernel memory can grow with RSS still).
+pub const CURRENT_TICKS: u64 = 5;
+/// A cgroup's detailed counters (stat, events, limits, swap, peak, pressure) are re-read within
+/// this many ticks at the latest; sooner while the tick's budget allows (`current` every tick).
+pub const DETAIL_TICKS: u64 = 30;
+/// The share of the tick's /proc scan time the detailed reads may take (at least
+/// [`MIN_DETAIL_BUDGET_US`]): the stalest cgroups are read first until it is spent.
+pub const DETAIL_BUDGET_PERCENT: u64 = 2;
+/// ... but no more often than every this many ticks.
+pub const MIN_DETAIL_TICKS: u64 = 5;
+pub const MIN_DETAIL_BUDGET_US: u64 = 40;
 /// Cgroups whose memory files are kept open.
 pub const MAX_CGROUPS: usize = 256;
 /// Desktop entries are re-read at most this often when an app has none, and at least this
@@ -69,8 +82,10 @@ struct MemorySource {
     pressure: Option<PathBuf>,
 }
 
-#[derive(Clone, Debug)]
+/// What one `/proc/<pid>/cgroup` content means; shared by every process with that content.
+#[derive(Debug)]
 struct Grouping {
+    key: Arc<str>,
     identity: Identity,
     memory: Option<MemorySource>,
 }
@@ -81,23 +96,70 @@ struct Member {
     seen_tick: u64,
     next_check: u64,
     /// `None`: no unit names an app (grouped by process tree).
-    grouping: Option<Grouping>,
+    grouping: Option<Arc<Grouping>>,
 }
+
+/// A fast hasher (FxHash's mixing) for the per-tick maps, keyed by PIDs and by app ids: a PID
+/// cannot be chosen, and an app id only by naming a cgroup, where a flood of colliding names
+/// could slow one user's own apps' sums, bounded by the processes they run (the map keyed by
+/// whole cgroup file contents, looked up far less often, keeps SipHash).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// Distinct `/proc/<pid>/cgroup` contents remembered (a desktop has a few hundred).
+const MAX_INTERNED: usize = 4_096;
 
 struct CgroupState {
     files: MemoryFiles,
     memory: CgroupMemory,
     seen_tick: u64,
-    next_detail: u64,
+    /// The tick of the last detailed read (0: never).
+    detailed_tick: u64,
+    /// The tick `current` was last read, and the app's RSS sum then.
+    current_tick: u64,
+    rss_kb: u64,
 }
 
 struct AppState {
-    trend: SeriesTrend,
+    /// Made at the app's first row.
+    trend: Option<SeriesTrend>,
     events: Option<MemoryEvents>,
     seen_tick: u64,
     /// The app's one own cgroup, read once more when its last process is gone: an OOM kill of
     /// that process shows in the cgroup's counters only after it vanished.
-    own: Option<MemorySource>,
+    own: Option<Arc<Grouping>>,
+    /// The desktop entry's name and icon, with the generation of the index they came from.
+    entry: Option<(u64, String, Option<String>)>,
 }
 
 pub struct Apps {
@@ -105,14 +167,23 @@ pub struct Apps {
     desktop: DesktopIndex,
     desktop_dirs: Vec<PathBuf>,
     desktop_loaded_ms: Option<u64>,
-    members: HashMap<u32, Member>,
+    members: FxMap<u32, Member>,
+    /// `/proc/<pid>/cgroup` contents already decoded, so most processes cost a lookup.
+    interned: HashMap<Vec<u8>, Option<Arc<Grouping>>>,
     cgroups: HashMap<PathBuf, CgroupState>,
-    states: HashMap<String, AppState>,
+    states: FxMap<Arc<str>, AppState>,
+    /// Bumped at every reload of the desktop entries.
+    desktop_generation: u64,
     tick: u64,
+    /// `/proc/<pid>/cgroup` contents.
     buf: Vec<u8>,
+    /// Cgroup memory files (kept at its length: see `cgroupfs`).
+    file_buf: Vec<u8>,
     rows: Vec<AppRow>,
     events: Vec<(String, AppEvent)>,
     grouping_us: u64,
+    /// The last tick's parts, µs: memberships (cgroup re-reads), sums, cgroup reads, rows.
+    phases: [u64; 4],
     process_count: u32,
     taken_at_unix_ms: u64,
     tree_fallback: bool,
@@ -120,14 +191,17 @@ pub struct Apps {
 
 /// Per-app sums while a tick is aggregated.
 struct Acc {
+    key: Arc<str>,
     kind: AppKind,
-    app_id: String,
-    unit: String,
+    /// The unit's app id, or the top ancestor's name.
+    app_id: Arc<str>,
+    unit: Arc<str>,
     process_count: u32,
     rss_kb: u64,
     swap_kb: u64,
     alloc: Option<AllocStats>,
-    sources: BTreeSet<MemorySource>,
+    /// The distinct groupings (cgroups) of its processes that have a memory source.
+    sources: Vec<Arc<Grouping>>,
 }
 
 impl Default for Apps {
@@ -149,14 +223,18 @@ impl Apps {
             desktop: DesktopIndex::default(),
             desktop_dirs,
             desktop_loaded_ms: None,
-            members: HashMap::new(),
+            members: FxMap::default(),
+            interned: HashMap::new(),
             cgroups: HashMap::new(),
-            states: HashMap::new(),
+            states: FxMap::default(),
+            desktop_generation: 0,
             tick: 0,
-            buf: Vec::with_capacity(16 * 1024),
+            buf: Vec::with_capacity(4 * 1024),
+            file_buf: Vec::new(),
             rows: Vec::new(),
             events: Vec::new(),
             grouping_us: 0,
+            phases: [0; 4],
             process_count: 0,
             taken_at_unix_ms: 0,
             tree_fallback: false,
@@ -164,21 +242,36 @@ impl Apps {
     }
 
     /// One tick over **all** processes: sets each row's `app` and computes every app's row.
-    /// `read_cgroup` reads `/proc/<pid>/cgroup` of that exact process into the buffer.
+    /// `read_cgroup` reads `/proc/<pid>/cgroup` of that exact process into the buffer;
+    /// `scan_us` is what this tick's /proc scan took (the detailed cgroup reads get a share).
     pub fn update(
         &mut self,
         now_ms: u64,
         rows: &mut [ProcessRow],
         read_cgroup: &mut dyn FnMut(ProcessKey, &mut Vec<u8>) -> bool,
+        scan_us: u64,
     ) {
+        let detail_budget = std::time::Duration::from_micros(
+            (scan_us * DETAIL_BUDGET_PERCENT / 100).max(MIN_DETAIL_BUDGET_US),
+        );
         let started = Instant::now();
         self.tick += 1;
         self.taken_at_unix_ms = now_ms;
         self.reload_desktop_entries(now_ms, false);
         self.refresh_members(rows, read_cgroup);
+        let members = Instant::now();
         let accs = self.aggregate(rows);
-        self.read_cgroups(&accs);
+        let aggregated = Instant::now();
+        self.read_cgroups(&accs, detail_budget);
+        let read = Instant::now();
         self.build_rows(now_ms, accs);
+        let us = |a: Instant, b: Instant| b.duration_since(a).as_micros() as u64;
+        self.phases = [
+            us(started, members),
+            us(members, aggregated),
+            us(aggregated, read),
+            us(read, Instant::now()),
+        ];
         self.grouping_us = started.elapsed().as_micros() as u64;
     }
 
@@ -214,26 +307,39 @@ impl Apps {
                 tick + 1
             } else {
                 // Staggered by PID so the re-reads spread over the ticks.
-                tick + RECHECK_TICKS - (u64::from(row.pid) + tick) % (RECHECK_TICKS / 2)
+                tick + RECHECK_TICKS - (u64::from(row.pid) + tick) % (RECHECK_TICKS / 4)
             };
             if !read_cgroup(row.key(), &mut self.buf) {
                 continue; // exited: it leaves `members` next tick
             }
+            if let Some(known) = self.interned.get(&self.buf) {
+                member.grouping = known.clone();
+                continue;
+            }
             let paths = CgroupPaths::parse(&String::from_utf8_lossy(&self.buf));
-            member.grouping = paths
+            let grouping = paths
                 .systemd()
                 .and_then(identity::identify)
                 .map(|identity| {
                     let memory = memory_source(&self.mounts, &paths, &identity);
-                    Grouping { identity, memory }
+                    Arc::new(Grouping {
+                        key: Arc::from(identity.key.as_str()),
+                        identity,
+                        memory,
+                    })
                 });
+            if self.interned.len() >= MAX_INTERNED {
+                self.interned.clear();
+            }
+            self.interned.insert(self.buf.clone(), grouping.clone());
+            member.grouping = grouping;
         }
         self.members.retain(|_, m| m.seen_tick == tick);
     }
 
     /// Sums per app, and sets each row's `app`.
-    fn aggregate(&mut self, rows: &mut [ProcessRow]) -> HashMap<String, Acc> {
-        let mut accs: HashMap<String, Acc> = HashMap::new();
+    fn aggregate(&mut self, rows: &mut [ProcessRow]) -> FxMap<Arc<str>, Acc> {
+        let mut accs: FxMap<Arc<str>, Acc> = FxMap::default();
         let needs_tree = rows.iter().any(|r| {
             r.rss_kb.is_some()
                 && self
@@ -242,7 +348,7 @@ impl Apps {
                     .is_some_and(|m| m.grouping.is_none())
         });
         self.tree_fallback = needs_tree;
-        let parents: HashMap<u32, usize> = if needs_tree {
+        let by_pid: HashMap<u32, usize> = if needs_tree {
             rows.iter()
                 .enumerate()
                 .filter(|(_, r)| r.rss_kb.is_some())
@@ -251,50 +357,66 @@ impl Apps {
         } else {
             HashMap::new()
         };
+        // Tree keys by top ancestor (row index), made once per tick and ancestor.
+        let mut tree_keys: HashMap<usize, (Arc<str>, Arc<str>)> = HashMap::new();
+        let no_unit: Arc<str> = Arc::from("");
         let mut count = 0;
         for i in 0..rows.len() {
-            let row = &rows[i];
-            let Some(rss_kb) = row.rss_kb else { continue };
+            let Some(rss_kb) = rows[i].rss_kb else {
+                continue;
+            };
             count += 1;
-            let grouping = self.members.get(&row.pid).and_then(|m| m.grouping.as_ref());
-            let (key, kind, app_id, unit, source) = match grouping {
-                Some(g) => (
-                    g.identity.key.clone(),
-                    g.identity.kind,
-                    g.identity.app_id.clone(),
-                    g.identity.unit.clone(),
-                    g.memory.clone(),
-                ),
+            let grouping = self
+                .members
+                .get(&rows[i].pid)
+                .and_then(|m| m.grouping.clone());
+            let key = match &grouping {
+                Some(g) => Arc::clone(&g.key),
                 None => {
-                    let top = &rows[top_ancestor(i, rows, &parents)];
-                    (
-                        format!("tree:{}@{}", top.pid, top.start_time),
-                        AppKind::ProcessTree,
-                        top.name.clone(),
-                        String::new(),
-                        None,
-                    )
+                    let top = top_ancestor(i, rows, &by_pid);
+                    let (key, _) = tree_keys.entry(top).or_insert_with(|| {
+                        let t = &rows[top];
+                        (
+                            Arc::from(format!("tree:{}@{}", t.pid, t.start_time)),
+                            Arc::from(t.name.as_str()),
+                        )
+                    });
+                    Arc::clone(key)
                 }
             };
+            let acc = accs
+                .entry(Arc::clone(&key))
+                .or_insert_with(|| match &grouping {
+                    Some(g) => Acc {
+                        key: Arc::clone(&key),
+                        kind: g.identity.kind,
+                        app_id: Arc::from(g.identity.app_id.as_str()),
+                        unit: Arc::from(g.identity.unit.as_str()),
+                        ..Acc::empty(&no_unit)
+                    },
+                    None => {
+                        let name = tree_keys
+                            .values()
+                            .find(|(k, _)| *k == key)
+                            .map_or_else(|| Arc::clone(&no_unit), |(_, n)| Arc::clone(n));
+                        Acc {
+                            key: Arc::clone(&key),
+                            app_id: name,
+                            ..Acc::empty(&no_unit)
+                        }
+                    }
+                });
             let row = &rows[i];
-            let acc = accs.entry(key.clone()).or_insert_with(|| Acc {
-                kind,
-                app_id,
-                unit,
-                process_count: 0,
-                rss_kb: 0,
-                swap_kb: 0,
-                alloc: None,
-                sources: BTreeSet::new(),
-            });
             acc.process_count += 1;
             acc.rss_kb += rss_kb;
             acc.swap_kb += row.swap_kb.unwrap_or(0);
             if let Some(a) = &row.alloc {
                 add_alloc(acc.alloc.get_or_insert_with(AllocStats::default), a);
             }
-            if let Some(source) = source {
-                acc.sources.insert(source);
+            if let Some(g) = grouping.filter(|g| g.memory.is_some())
+                && !acc.sources.iter().any(|s| Arc::ptr_eq(s, &g))
+            {
+                acc.sources.push(g);
             }
             rows[i].app = Some(key);
         }
@@ -303,9 +425,14 @@ impl Apps {
     }
 
     /// Reads the counters of every cgroup an app uses this tick; forgets the others.
-    fn read_cgroups(&mut self, accs: &HashMap<String, Acc>) {
+    fn read_cgroups(&mut self, accs: &FxMap<Arc<str>, Acc>, budget: std::time::Duration) {
         let tick = self.tick;
-        for source in accs.values().flat_map(|a| a.sources.iter()) {
+        let in_use = accs.values().flat_map(|a| {
+            a.sources
+                .iter()
+                .filter_map(move |g| g.memory.as_ref().map(|m| (m, a.rss_kb)))
+        });
+        for (source, rss_kb) in in_use {
             if !self.cgroups.contains_key(&source.dir) {
                 if self.cgroups.len() >= MAX_CGROUPS {
                     continue;
@@ -321,7 +448,9 @@ impl Apps {
                         files,
                         memory: CgroupMemory::default(),
                         seen_tick: 0,
-                        next_detail: tick,
+                        detailed_tick: 0,
+                        current_tick: 0,
+                        rss_kb: 0,
                     },
                 );
             }
@@ -332,27 +461,60 @@ impl Apps {
                 continue;
             }
             state.seen_tick = tick;
-            let Some(current) = state.files.read_current(&mut self.buf) else {
+            let still = state.current_tick != 0
+                && state.rss_kb == rss_kb
+                && tick - state.current_tick < CURRENT_TICKS;
+            if still {
+                continue;
+            }
+            let Some(current) = state.files.read_current(&mut self.file_buf) else {
                 // Removed (its last process left); it is dropped below.
                 state.seen_tick = 0;
                 continue;
             };
             state.memory.current_kb = current;
-            if tick >= state.next_detail {
-                state.files.read_details(&mut self.buf, &mut state.memory);
-                state.next_detail = tick + DETAIL_TICKS;
-            }
+            (state.current_tick, state.rss_kb) = (tick, rss_kb);
         }
         self.cgroups.retain(|_, s| s.seen_tick == tick);
+        // The details, stalest first: new cgroups and those due at once, the rest while the
+        // budget lasts.
+        let mut due: Vec<(u64, &PathBuf)> = self
+            .cgroups
+            .iter()
+            .map(|(dir, s)| (s.detailed_tick, dir))
+            .collect();
+        due.sort_unstable();
+        let due: Vec<PathBuf> = due.into_iter().map(|(_, dir)| dir.clone()).collect();
+        let started = Instant::now();
+        for dir in due {
+            let Some(state) = self.cgroups.get_mut(&dir) else {
+                continue;
+            };
+            let age = tick - state.detailed_tick;
+            let overdue = state.detailed_tick == 0 || age >= DETAIL_TICKS;
+            if !overdue && (age < MIN_DETAIL_TICKS || started.elapsed() >= budget) {
+                break; // sorted stalest first: the rest are younger
+            }
+            state
+                .files
+                .read_details(&mut self.file_buf, &mut state.memory);
+            state.detailed_tick = tick;
+        }
     }
 
-    fn build_rows(&mut self, now_ms: u64, accs: HashMap<String, Acc>) {
+    fn build_rows(&mut self, now_ms: u64, accs: FxMap<Arc<str>, Acc>) {
         let tick = self.tick;
         self.rows.clear();
         self.events.clear();
         let mut missing_entry = false;
-        for (key, acc) in accs {
-            let sources = outermost(&acc.sources);
+        for acc in accs.into_values() {
+            let key = String::from(&*acc.key);
+            let memories: BTreeSet<&MemorySource> = acc
+                .sources
+                .iter()
+                .filter_map(|g| g.memory.as_ref())
+                .collect();
+            let sources = outermost(&memories);
             let memory = combine(
                 sources
                     .iter()
@@ -360,15 +522,38 @@ impl Apps {
             );
             let covers: Vec<&str> = sources.iter().filter_map(|s| s.covers.as_deref()).collect();
             let memory_covers = (!covers.is_empty()).then(|| covers.join(", "));
-            let entry = self.desktop.find(acc.kind, &acc.app_id);
-            missing_entry |= entry.is_none()
+            let state = match self.states.get_mut(&acc.key) {
+                Some(state) => state,
+                None => self.states.entry(Arc::clone(&acc.key)).or_insert(AppState {
+                    trend: None,
+                    events: None,
+                    seen_tick: tick,
+                    own: None,
+                    entry: None,
+                }),
+            };
+            // The desktop entry, looked up once per app and per reload of the entries.
+            let generation = self.desktop_generation;
+            let (name, icon) = match &state.entry {
+                Some((g, name, icon)) if *g == generation => (name.clone(), icon.clone()),
+                _ => {
+                    let found = self.desktop.find(acc.kind, &acc.app_id);
+                    let name = found
+                        .map_or_else(|| default_name(acc.kind, &acc.app_id), |e| e.name.clone());
+                    let icon = found.and_then(|e| e.icon.clone());
+                    state.entry = Some((generation, name.clone(), icon.clone()));
+                    (name, icon)
+                }
+            };
+            missing_entry |= icon.is_none()
+                && name == *acc.app_id
                 && matches!(acc.kind, AppKind::App | AppKind::Flatpak | AppKind::Snap);
             let mut row = AppRow {
                 id: key.clone(),
                 kind: Some(acc.kind),
-                name: entry.map_or_else(|| default_name(acc.kind, &acc.app_id), |e| e.name.clone()),
-                icon: entry.and_then(|e| e.icon.clone()),
-                unit: acc.unit,
+                name,
+                icon,
+                unit: acc.unit.to_string(),
                 cgroup_count: sources.len() as u32,
                 process_count: acc.process_count,
                 rss_sum_kb: acc.rss_kb,
@@ -384,18 +569,15 @@ impl Apps {
                 _ => None,
             };
             let value = row.memory_kb();
-            let state = self.states.entry(key.clone()).or_insert_with(|| AppState {
-                trend: SeriesTrend::new(now_ms, seed(&key), value, peak),
-                events: None,
-                seen_tick: tick,
-                own: None,
-            });
             state.seen_tick = tick;
-            state.own = match (sources.as_slice(), &row.memory_covers) {
-                ([one], None) => Some((*one).clone()),
+            state.own = match (acc.sources.as_slice(), &row.memory_covers) {
+                ([one], None) => Some(Arc::clone(one)),
                 _ => None,
             };
-            (row.growth, row.spike) = state.trend.update(now_ms, value, peak);
+            let trend = state
+                .trend
+                .get_or_insert_with(|| SeriesTrend::new(now_ms, seed(&key), value, peak));
+            (row.growth, row.spike) = trend.update(now_ms, value, peak);
             if let Some(m) = &row.memory
                 && row.memory_covers.is_none()
             {
@@ -408,7 +590,10 @@ impl Apps {
         }
         // Apps whose last process left this tick: their cgroup's final counters.
         for (key, state) in self.states.iter().filter(|(_, s)| s.seen_tick != tick) {
-            let (Some(own), Some(before)) = (&state.own, &state.events) else {
+            let (Some(own), Some(before)) = (
+                state.own.as_ref().and_then(|g| g.memory.as_ref()),
+                &state.events,
+            ) else {
                 continue;
             };
             let Ok(files) = MemoryFiles::open(&own.dir, own.version, own.pressure.as_deref())
@@ -416,7 +601,7 @@ impl Apps {
                 continue; // removed with its last process
             };
             let mut memory = CgroupMemory::default();
-            files.read_details(&mut self.buf, &mut memory);
+            files.read_details(&mut self.file_buf, &mut memory);
             push_events(&mut self.events, key, now_ms, before, &memory.events);
         }
         self.states.retain(|_, s| s.seen_tick == tick);
@@ -441,6 +626,7 @@ impl Apps {
         if due {
             self.desktop = DesktopIndex::load(&self.desktop_dirs);
             self.desktop_loaded_ms = Some(now_ms);
+            self.desktop_generation += 1;
         }
     }
 
@@ -474,6 +660,12 @@ impl Apps {
             "by systemd unit"
         };
         format!("Grouped {grouping}; {}", self.mounts.describe())
+    }
+
+    /// The last tick's parts in µs: re-reading processes' cgroups, summing per app, reading
+    /// the apps' cgroups, building the rows (trends, events, names).
+    pub fn phases_us(&self) -> [u64; 4] {
+        self.phases
     }
 
     /// Microseconds the last tick's grouping took.
@@ -571,9 +763,9 @@ fn memory_source(
 }
 
 /// The sources that are not inside another one of the set (their counters include the inner).
-fn outermost(sources: &BTreeSet<MemorySource>) -> Vec<&MemorySource> {
+fn outermost<'a>(sources: &BTreeSet<&'a MemorySource>) -> Vec<&'a MemorySource> {
     let mut kept: Vec<&MemorySource> = Vec::new();
-    for source in sources {
+    for &source in sources {
         if !kept.iter().any(|k| source.dir.starts_with(&k.dir)) {
             kept.push(source);
         }
@@ -640,6 +832,22 @@ fn push_events(
                 count: now - then,
             };
             out.push((key.to_owned(), event));
+        }
+    }
+}
+
+impl Acc {
+    fn empty(no_unit: &Arc<str>) -> Acc {
+        Acc {
+            key: Arc::clone(no_unit),
+            kind: AppKind::ProcessTree,
+            app_id: Arc::clone(no_unit),
+            unit: Arc::clone(no_unit),
+            process_count: 0,
+            rss_kb: 0,
+            swap_kb: 0,
+            alloc: None,
+            sources: Vec::new(),
         }
     }
 }

@@ -159,10 +159,13 @@ impl Collector {
         self.trends.update(taken_at_unix_ms, &mut rows);
         let trended = Instant::now();
         let scanner = &mut self.scanner;
-        self.apps
-            .update(taken_at_unix_ms, &mut rows, &mut |key, buf| {
-                scanner.read_file(key, "cgroup", buf)
-            });
+        let scan_us = scanned.duration_since(started).as_micros() as u64;
+        self.apps.update(
+            taken_at_unix_ms,
+            &mut rows,
+            &mut |key, buf| scanner.read_file(key, "cgroup", buf),
+            scan_us,
+        );
         let grouped = Instant::now();
         let pressure = self.pressure.read();
         let named = self.named_oom_victims();

@@ -203,16 +203,16 @@ impl MemoryFiles {
 
     /// `current` only (the per-tick read). `None` once the cgroup is gone.
     pub fn read_current(&self, buf: &mut Vec<u8>) -> Option<u64> {
-        read(&self.current, buf).ok()?;
-        parse_number(buf).map(|b| b / 1024)
+        let n = read(&self.current, buf).ok()?;
+        parse_number(&buf[..n]).map(|b| b / 1024)
     }
 
     /// Everything, into `memory` (whose `current_kb` the caller set).
     pub fn read_details(&self, buf: &mut Vec<u8>, memory: &mut CgroupMemory) {
         memory.version = Some(self.version);
         let mut number = |file: &Option<File>| -> Option<u64> {
-            read(file.as_ref()?, buf).ok()?;
-            parse_number(buf)
+            let n = read(file.as_ref()?, buf).ok()?;
+            parse_number(&buf[..n])
         };
         memory.peak_kb = number(&self.peak).map(|b| b / 1024);
         memory.limit_kb = number(&self.limit)
@@ -254,22 +254,29 @@ impl MemoryFiles {
     }
 
     fn text(&self, file: &Option<File>, buf: &mut Vec<u8>) -> Option<String> {
-        read(file.as_ref()?, buf).ok()?;
-        Some(String::from_utf8_lossy(buf).into_owned())
+        let n = read(file.as_ref()?, buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 }
 
-/// Reads a whole cgroup file from offset 0 into `buf`.
-fn read(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    buf.resize(buf.capacity().max(16 * 1024), 0);
+/// Reads a whole cgroup file from offset 0 into `buf` (one `pread` unless it is longer than the
+/// buffer); returns how many bytes it holds. The
+/// buffer keeps its length between reads (8 KiB, more only for a longer file), so a read costs
+/// no allocation and no clearing.
+fn read(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if buf.len() < 8 * 1024 {
+        buf.resize(8 * 1024, 0);
+    }
     let mut filled = 0;
     loop {
+        let room = buf.len() - filled;
         let n = file.read_at(&mut buf[filled..], filled as u64)?;
-        if n == 0 {
+        filled += n;
+        // A cgroup file is generated whole on each read from 0: a read that did not fill the
+        // room it had was the end (this saves the second, empty read).
+        if n < room {
             break;
         }
-        filled += n;
         if filled == buf.len() {
             if buf.len() >= 256 * 1024 {
                 break; // No memory file is this long; stop rather than grow without bound.
@@ -277,8 +284,7 @@ fn read(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
             buf.resize(buf.len() * 2, 0);
         }
     }
-    buf.truncate(filled);
-    Ok(())
+    Ok(filled)
 }
 
 /// A single number (`max` and anything unparsable are `None`).

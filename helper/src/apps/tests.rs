@@ -100,7 +100,7 @@ fn the_v2_path_reads_the_units_own_counters_and_sums_its_processes() {
         row(11, 10, "nautilus-helper", 7_000),
     ];
     let paths = HashMap::from([(10, UNIT.to_owned()), (11, format!("{UNIT}/child"))]);
-    apps.update(1_000, &mut rows, &mut reader(&paths));
+    apps.update(1_000, &mut rows, &mut reader(&paths), 0);
     let a = app(&apps, "u1000/app:org.gnome.Nautilus");
     assert_eq!(
         (a.process_count, a.rss_sum_kb, a.swap_sum_kb),
@@ -133,7 +133,7 @@ fn limit_and_oom_events_become_markers_at_the_next_detail_read() {
     let mut tick = |apps: &mut Apps| {
         t += 1_000;
         let mut rows = vec![row(10, 1, "hog", 60_000)];
-        apps.update(t, &mut rows, &mut reader(&paths));
+        apps.update(t, &mut rows, &mut reader(&paths), 0);
         apps.events().to_vec()
     };
     assert!(tick(&mut apps).is_empty());
@@ -161,7 +161,7 @@ fn without_systemd_processes_group_under_their_top_ancestor() {
         row(30, 1, "cron", 500),
     ];
     let paths: HashMap<u32, String> = rows.iter().map(|r| (r.pid, "/".to_owned())).collect();
-    apps.update(1_000, &mut rows, &mut reader(&paths));
+    apps.update(1_000, &mut rows, &mut reader(&paths), 0);
     let ssh = app(&apps, "tree:20@1020");
     assert_eq!(
         (ssh.name.as_str(), ssh.process_count, ssh.rss_sum_kb),
@@ -176,7 +176,7 @@ fn without_systemd_processes_group_under_their_top_ancestor() {
         row(21, 1, "bash", 3_000),
         row(22, 21, "vim", 4_000),
     ];
-    apps.update(2_000, &mut rows, &mut reader(&paths));
+    apps.update(2_000, &mut rows, &mut reader(&paths), 0);
     assert_eq!(app(&apps, "tree:21@1021").process_count, 2);
     assert!(apps.describe().contains("top ancestor"));
 }
@@ -191,8 +191,8 @@ fn a_process_moved_into_a_scope_is_regrouped_in_time() {
     let mut group = |apps: &mut Apps, paths: &HashMap<u32, String>| {
         now += 1_000;
         let mut rows = vec![row(40, 1, "konsole", 9_000)];
-        apps.update(now, &mut rows, &mut reader(paths));
-        rows[0].app.clone().expect("grouped")
+        apps.update(now, &mut rows, &mut reader(paths), 0);
+        rows[0].app.as_deref().expect("grouped").to_owned()
     };
     assert_eq!(group(&mut apps, &paths), "session:2");
     // Young: moved on its second tick, regrouped on the next.
@@ -234,7 +234,7 @@ fn a_coarser_memory_hierarchy_is_labelled_not_claimed() {
         );
         true
     };
-    apps.update(1_000, &mut rows, &mut read);
+    apps.update(1_000, &mut rows, &mut read, 0);
     let a = app(&apps, "u1000/app:org.gnome.Nautilus");
     assert_eq!(a.memory_covers.as_deref(), Some(slice));
     assert_eq!(a.memory.map(|m| m.current_kb), Some(1 << 20));
@@ -252,7 +252,12 @@ fn an_oom_kill_of_an_apps_last_process_is_still_seen() {
     tree.cgroup(UNIT, 64 << 20, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
     let mut apps = Apps::with(tree.mounts(), vec![]);
     let paths = HashMap::from([(10, UNIT.to_owned())]);
-    apps.update(1_000, &mut [row(10, 1, "hog", 60_000)], &mut reader(&paths));
+    apps.update(
+        1_000,
+        &mut [row(10, 1, "hog", 60_000)],
+        &mut reader(&paths),
+        0,
+    );
     assert!(apps.events().is_empty());
     // Killed between two ticks: the next tick has no process in the app, but the cgroup says.
     tree.cgroup(UNIT, 0, "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n");
@@ -260,6 +265,7 @@ fn an_oom_kill_of_an_apps_last_process_is_still_seen() {
         2_000,
         &mut [row(11, 1, "other", 1_000)],
         &mut reader(&paths),
+        0,
     );
     let kinds: Vec<AppEventKind> = apps.events().iter().map(|(_, e)| e.kind).collect();
     assert_eq!(kinds, [AppEventKind::Max, AppEventKind::OomKill]);
