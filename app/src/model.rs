@@ -352,11 +352,19 @@ impl Model {
     }
 
     /// The row of a process in the current snapshot.
+    /// A listed process: in the process table, else among an expanded app's processes.
     pub fn row(&self, key: ProcessKey) -> Option<&ProcessRow> {
-        self.snapshot
-            .as_ref()?
-            .processes
-            .iter()
+        let listed = self.snapshot.as_ref().map(|s| s.processes.as_slice());
+        let in_apps = self
+            .apps
+            .snapshot
+            .as_ref()
+            .into_iter()
+            .flat_map(|a| &a.apps);
+        listed
+            .into_iter()
+            .flatten()
+            .chain(in_apps.flat_map(|app| &app.processes))
             .find(|r| key_of(r) == key)
     }
 

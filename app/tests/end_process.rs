@@ -276,3 +276,47 @@ fn a_process_that_exited_since_the_last_update_is_refused() {
     assert!(refused.is_some(), "a stale process is refused");
     h.get_by_label_contains(&format!("Could not end “sleep” (PID {})", row.pid));
 }
+
+#[test]
+fn a_process_listed_under_its_app_can_be_ended_from_its_menu() {
+    use memmon::source::Update;
+    use memmon_common::apps::{AppKind, AppRow, AppsSnapshot};
+    let mut child = Reaped::spawn("sleep", &["60"]);
+    let row = real_row(child.pid(), "sleep");
+    // The process table does not list it (not in the top 100): only the Apps view does.
+    let (mut h, f) = harness(vec![common::row(1, "init", 1_000)], Origin::Helper);
+    h.get_by_label("Apps").click();
+    h.run();
+    let table = |processes: Vec<ProcessRow>| {
+        Update::Apps(Box::new(AppsSnapshot {
+            taken_at_unix_ms: row.start_time,
+            app_count: 1,
+            process_count: 1,
+            grouping: "Grouped by systemd unit".into(),
+            grouping_us: 1,
+            apps: vec![AppRow {
+                id: "app:sleeper".into(),
+                kind: Some(AppKind::App),
+                name: "Sleeper".into(),
+                process_count: 1,
+                rss_sum_kb: row.rss_kb.unwrap_or(0),
+                processes,
+                ..AppRow::default()
+            }],
+        }))
+    };
+    f.updates.send(table(Vec::new())).expect("send");
+    h.run();
+    h.get_by_label("Show the processes of Sleeper").click();
+    h.run();
+    f.updates.send(table(vec![row.clone()])).expect("send");
+    h.run();
+    open_menu(&mut h, &format!("sleep ({})", row.pid));
+    h.get_by_label("End process…").click();
+    h.run();
+    assert_confirmation(&h, &row);
+    h.get_by_label("End process").click();
+    h.run_steps(2);
+    let status = child.exit_within(Duration::from_secs(5)).expect("it exits");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+}

@@ -203,6 +203,11 @@ impl AppsPanel {
                         Line::Process(p) if clicked => commands.push(Command::Select(key_of(p))),
                         _ => {}
                     }
+                    if let Line::Process(p) = line {
+                        row.response().container_context_menu(|ui| {
+                            super::end_dialog::process_menu_ui(ui, p, commands);
+                        });
+                    }
                 });
             });
     }
