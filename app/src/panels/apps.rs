@@ -6,7 +6,7 @@ use eframe::egui::{self, Align, Key, Modifiers, Sense};
 use egui_extras::TableBuilder;
 use memmon_common::{
     apps::{AppColumn, AppRow},
-    column::Value,
+    column::{Unit, Value},
     snapshot::ProcessRow,
 };
 
@@ -42,15 +42,12 @@ enum Line<'a> {
     Loading,
 }
 
-/// A cell as the GUI shows it: sizes with their unit (the table's `_kb` columns), rates per
-/// minute, counts and other numbers as the column table writes them, "—" when absent.
+/// A cell as the GUI shows it: sizes with their unit ([`AppColumn::unit`]), rates per minute, counts and other numbers as the column table writes them, "—" when absent.
 pub fn cell_text(c: AppColumn, row: &AppRow) -> String {
     let text = match c.value(row) {
         None => return "—".to_owned(),
-        Some(Value::Int(n)) if c.csv_name().ends_with("_kb") => {
-            format::kib(u64::try_from(n).unwrap_or(0))
-        }
-        Some(Value::Rate(r)) if c.csv_name().ends_with("_per_min") => format::rate(r),
+        Some(Value::Int(n)) if c.unit() == Unit::KiB => format::kib(u64::try_from(n).unwrap_or(0)),
+        Some(Value::Rate(r)) if c.unit() == Unit::BytesPerMin => format::rate(r),
         _ => c.text(row),
     };
     // The headline is the processes' RSS sum where the cgroup holds more than the app.
@@ -81,8 +78,8 @@ fn min_width(c: AppColumn) -> f32 {
     match c {
         AppColumn::Name => 150.0,
         _ if !c.numeric() => 80.0,
-        _ if c.csv_name().ends_with("_per_min") => 110.0,
-        _ if c.csv_name().ends_with("_kb") => 78.0,
+        _ if c.unit() == Unit::BytesPerMin => 110.0,
+        _ if c.unit() == Unit::KiB => 78.0,
         _ => 60.0,
     }
 }

@@ -3,7 +3,7 @@
 //! column is one edit here.
 
 use super::{AppRow, AppSortKey};
-use crate::column::Value;
+use crate::column::{Unit, Value};
 
 /// A column of the apps table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -186,6 +186,23 @@ impl AppColumn {
         self.spec().sort
     }
 
+    /// What the column's number means (sizes in KiB, growth in bytes per minute, counts; the
+    /// pressure is a percentage, shown as it is).
+    pub const fn unit(self) -> Unit {
+        match self {
+            AppColumn::Name | AppColumn::Kind | AppColumn::Unit => Unit::Text,
+            AppColumn::Memory
+            | AppColumn::Anon
+            | AppColumn::File
+            | AppColumn::Swap
+            | AppColumn::Kernel
+            | AppColumn::Rss
+            | AppColumn::Limit => Unit::KiB,
+            AppColumn::Growth => Unit::BytesPerMin,
+            AppColumn::Processes | AppColumn::OomKills | AppColumn::Pressure => Unit::Count,
+        }
+    }
+
     /// Whether the value is a number (right-aligned).
     pub const fn numeric(self) -> bool {
         !matches!(self, AppColumn::Name | AppColumn::Kind | AppColumn::Unit)
@@ -282,6 +299,20 @@ mod tests {
             listed, table,
             "docs/dbus-api.md's GetApps keys, in the table's order"
         );
+    }
+
+    #[test]
+    fn units_agree_with_the_csv_names() {
+        for c in AppColumn::ALL {
+            let name = c.csv_name();
+            assert_eq!(c.unit() == Unit::KiB, name.ends_with("_kb"), "{name}");
+            assert_eq!(
+                c.unit() == Unit::BytesPerMin,
+                name.ends_with("_per_min"),
+                "{name}"
+            );
+            assert_eq!(c.unit() == Unit::Text, !c.numeric(), "{name}");
+        }
     }
 
     #[test]
