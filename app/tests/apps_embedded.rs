@@ -106,3 +106,146 @@ fn the_embedded_source_lists_this_process_under_its_app_and_plots_the_app() {
     h.get_by_label_contains(&format!("{} — memory over time", row.name));
     assert!(h.state().plot_rect().is_some(), "the plot is drawn");
 }
+
+/// A Flatpak app's scope made for the test in every cgroup hierarchy, with one process in it;
+/// removed (process killed, directories removed) when dropped, also when the test fails.
+struct FlatpakScope {
+    dirs: Vec<std::path::PathBuf>,
+    memory_dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl FlatpakScope {
+    fn new() -> FlatpakScope {
+        use memmon_helper::apps::Mounts;
+        let mounts = Mounts::discover();
+        let relative = format!(
+            "memmon-kittest-{}/user.slice/user-1000.slice/user@1000.service/app.slice/app-flatpak-org.example.KittestApp-77.scope",
+            std::process::id()
+        );
+        let memory_mount = if mounts.unified_has_memory {
+            mounts.unified.clone()
+        } else {
+            mounts.memory_v1.clone()
+        }
+        .expect("a memory controller");
+        let roots: Vec<std::path::PathBuf> =
+            [&mounts.systemd_v1, &mounts.unified, &mounts.memory_v1]
+                .into_iter()
+                .flatten()
+                .map(|m| m.point.clone())
+                .collect();
+        let mut dirs = Vec::new();
+        for root in &roots {
+            let mut dir = root.clone();
+            for component in relative.split('/') {
+                dir = dir.join(component);
+                if !dir.exists() {
+                    std::fs::create_dir(&dir).expect("mkdir");
+                    dirs.push(dir.clone());
+                }
+            }
+        }
+        // The child moves itself, then execs: what it allocates is charged to the scope.
+        let procs: Vec<String> = roots
+            .iter()
+            .map(|r| r.join(&relative).join("cgroup.procs").display().to_string())
+            .collect();
+        let script = format!(
+            "for f in {}; do echo $$ > $f; done; exec sleep 60",
+            procs.join(" ")
+        );
+        let child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .spawn()
+            .expect("spawn");
+        FlatpakScope {
+            dirs,
+            memory_dir: memory_mount.point.join(&relative),
+            child,
+        }
+    }
+
+    fn usage_kb(&self) -> u64 {
+        let read = |f: &str| std::fs::read_to_string(self.memory_dir.join(f));
+        let text = read("memory.current")
+            .or_else(|_| read("memory.usage_in_bytes"))
+            .expect("usage");
+        text.trim().parse::<u64>().expect("a number") / 1024
+    }
+}
+
+impl Drop for FlatpakScope {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for dir in self.dirs.iter().rev() {
+            for _ in 0..100 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+#[test]
+fn an_app_in_its_own_cgroup_shows_in_the_window_with_the_cgroups_own_memory() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "creating cgroups needs root, and CI=true: refusing to skip"
+        );
+        eprintln!("SKIPPED: creating cgroups needs root");
+        return;
+    }
+    let scope = FlatpakScope::new();
+    let id = "u1000/flatpak:org.example.KittestApp";
+    let (update_tx, update_rx) = mpsc::channel();
+    let (request_tx, request_rx) = mpsc::channel();
+    let _source = source::spawn(SourceChoice::Embedded, request_rx, update_tx, || {})
+        .expect("the source thread");
+    let settings = Settings {
+        view: View::Apps,
+        interval_ms: 500,
+        ..Settings::default()
+    };
+    let app = MemmonApp::new(settings, update_rx, request_tx);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 760.0])
+        .build_ui_state(
+            |ui, app: &mut MemmonApp| {
+                app.drain_updates();
+                app.ui(ui);
+                let ctx = ui.ctx().clone();
+                app.apply_commands(&ctx);
+            },
+            app,
+        );
+    let child = scope.child.id();
+    h.state_mut()
+        .commands
+        .push(Command::ToggleExpanded(id.to_owned()));
+    run_until(&mut h, "the Flatpak app with its sleep", |app| {
+        app.model.apps.row(id).is_some_and(|r| {
+            r.processes
+                .iter()
+                .any(|p| p.pid == child && p.name == "sleep")
+        })
+    });
+    let row = h.state().model.apps.row(id).cloned().expect("the app");
+    assert_eq!(row.kind, Some(memmon_common::apps::AppKind::Flatpak));
+    assert_eq!(row.process_count, 1);
+    assert_eq!(row.memory_covers, None, "its own cgroup");
+    let usage = scope.usage_kb();
+    assert!(
+        row.memory_kb().abs_diff(usage) * 50 <= usage.max(1),
+        "the window's memory {} KiB is the cgroup's counter {usage} KiB",
+        row.memory_kb()
+    );
+    h.run();
+    h.get_by_label("org.example.KittestApp");
+    h.get_by_label(&format!("sleep ({child})"));
+}
