@@ -330,7 +330,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     install_signal_handlers()?;
-    let ranking = Ranking::of(args)?;
+    // A bad --sort is a usage error like any other bad value: clap's message, exit code 2.
+    let ranking = Ranking::of(args).unwrap_or_else(|e| {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .error(clap::error::ErrorKind::InvalidValue, format!("--sort: {e}"))
+            .exit()
+    });
     if args.expand.len() > MAX_EXPANDED_APPS {
         anyhow::bail!("--expand: at most {MAX_EXPANDED_APPS} apps");
     }

@@ -40,11 +40,16 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn bad_input_gets_a_clear_message_and_exit_code_2() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["snapshot", "--sort", "bogus"],
             "unknown sort key \"bogus\"",
         ),
+        (
+            &["snapshot", "--apps", "--sort", "rss-bogus"],
+            "unknown apps sort key \"rss-bogus\"",
+        ),
+        (&["snapshot", "--expand", "app:x"], "--apps"),
         (&["snapshot", "--top", "0"], "0 is not in 1..=100000"),
         (&["snapshot", "--top", "many"], "invalid value 'many'"),
         (&["snapshot", "--watch", "0"], "out of range"),
