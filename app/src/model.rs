@@ -480,23 +480,17 @@ impl Model {
 /// A newer history of the same process, keeping what only the older one has: after the helper
 /// restarts, its history begins anew, and the plot must not lose what was already drawn.
 pub fn merge_history(old: HistorySeries, mut new: HistorySeries) -> HistorySeries {
-    let first_new = new.samples.first().map_or(u64::MAX, |s| s.unix_ms);
-    let mut samples: Vec<_> = old
-        .samples
-        .into_iter()
-        .filter(|s| s.unix_ms < first_new)
-        .collect();
-    samples.append(&mut new.samples);
-    new.samples = samples;
-    let first_spike = new.spikes.first().map_or(u64::MAX, |s| s.unix_ms);
-    let mut spikes: Vec<_> = old
-        .spikes
-        .into_iter()
-        .filter(|s| s.unix_ms < first_spike)
-        .collect();
-    spikes.append(&mut new.spikes);
-    new.spikes = spikes;
+    prepend_older(old.samples, &mut new.samples, |s| s.unix_ms);
+    prepend_older(old.spikes, &mut new.spikes, |s| s.unix_ms);
     new
+}
+
+/// Puts before `new` the items of `old` that are older than `new`'s first (by `unix_ms`).
+pub(crate) fn prepend_older<T>(old: Vec<T>, new: &mut Vec<T>, unix_ms: impl Fn(&T) -> u64) {
+    let first = new.first().map_or(u64::MAX, &unix_ms);
+    let mut merged: Vec<T> = old.into_iter().filter(|x| unix_ms(x) < first).collect();
+    merged.append(new);
+    *new = merged;
 }
 
 #[cfg(test)]

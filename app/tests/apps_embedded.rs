@@ -25,6 +25,31 @@ fn run_until(h: &mut Harness<'static, MemmonApp>, what: &str, done: impl Fn(&Mem
     }
 }
 
+/// The window in the Apps view, fed by the real source thread in Embedded mode (the thread ends
+/// when the window, which holds its channels, is dropped).
+fn embedded_window() -> Harness<'static, MemmonApp> {
+    let (update_tx, update_rx) = mpsc::channel();
+    let (request_tx, request_rx) = mpsc::channel();
+    source::spawn(SourceChoice::Embedded, request_rx, update_tx, || {}).expect("the source thread");
+    let settings = Settings {
+        view: View::Apps,
+        interval_ms: 500,
+        ..Settings::default()
+    };
+    let app = MemmonApp::new(settings, update_rx, request_tx);
+    Harness::builder()
+        .with_size([1280.0, 760.0])
+        .build_ui_state(
+            |ui, app: &mut MemmonApp| {
+                app.drain_updates();
+                app.ui(ui);
+                let ctx = ui.ctx().clone();
+                app.apply_commands(&ctx);
+            },
+            app,
+        )
+}
+
 #[test]
 fn the_embedded_source_lists_this_process_under_its_app_and_plots_the_app() {
     // Which app this process belongs to, as the collector groups it.
@@ -42,27 +67,7 @@ fn the_embedded_source_lists_this_process_under_its_app_and_plots_the_app() {
         .expect("this process grouped into an app")
         .to_owned();
 
-    let (update_tx, update_rx) = mpsc::channel();
-    let (request_tx, request_rx) = mpsc::channel();
-    let _source = source::spawn(SourceChoice::Embedded, request_rx, update_tx, || {})
-        .expect("the source thread");
-    let settings = Settings {
-        view: View::Apps,
-        interval_ms: 500,
-        ..Settings::default()
-    };
-    let app = MemmonApp::new(settings, update_rx, request_tx);
-    let mut h = Harness::builder()
-        .with_size([1280.0, 760.0])
-        .build_ui_state(
-            |ui, app: &mut MemmonApp| {
-                app.drain_updates();
-                app.ui(ui);
-                let ctx = ui.ctx().clone();
-                app.apply_commands(&ctx);
-            },
-            app,
-        );
+    let mut h = embedded_window();
     run_until(&mut h, "the apps table", |app| {
         app.model.apps.row(&id).is_some()
     });
@@ -203,27 +208,7 @@ fn an_app_in_its_own_cgroup_shows_in_the_window_with_the_cgroups_own_memory() {
     }
     let scope = FlatpakScope::new();
     let id = "u1000/flatpak:org.example.KittestApp";
-    let (update_tx, update_rx) = mpsc::channel();
-    let (request_tx, request_rx) = mpsc::channel();
-    let _source = source::spawn(SourceChoice::Embedded, request_rx, update_tx, || {})
-        .expect("the source thread");
-    let settings = Settings {
-        view: View::Apps,
-        interval_ms: 500,
-        ..Settings::default()
-    };
-    let app = MemmonApp::new(settings, update_rx, request_tx);
-    let mut h = Harness::builder()
-        .with_size([1280.0, 760.0])
-        .build_ui_state(
-            |ui, app: &mut MemmonApp| {
-                app.drain_updates();
-                app.ui(ui);
-                let ctx = ui.ctx().clone();
-                app.apply_commands(&ctx);
-            },
-            app,
-        );
+    let mut h = embedded_window();
     let child = scope.child.id();
     h.state_mut()
         .commands

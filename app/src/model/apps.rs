@@ -118,30 +118,9 @@ pub fn memory_note(row: &AppRow) -> Option<String> {
 
 /// Samples and markers of the older history from before the newer one begins, then the newer.
 pub fn merge_app_history(old: AppHistorySeries, mut new: AppHistorySeries) -> AppHistorySeries {
-    let first_new = new.samples.first().map_or(u64::MAX, |s| s.unix_ms);
-    let mut samples: Vec<_> = old
-        .samples
-        .into_iter()
-        .filter(|s| s.unix_ms < first_new)
-        .collect();
-    samples.append(&mut new.samples);
-    new.samples = samples;
-    let first_event = new.events.first().map_or(u64::MAX, |e| e.unix_ms);
-    let mut events: Vec<_> = old
-        .events
-        .into_iter()
-        .filter(|e| e.unix_ms < first_event)
-        .collect();
-    events.append(&mut new.events);
-    new.events = events;
-    let first_spike = new.spikes.first().map_or(u64::MAX, |s| s.unix_ms);
-    let mut spikes: Vec<_> = old
-        .spikes
-        .into_iter()
-        .filter(|s| s.unix_ms < first_spike)
-        .collect();
-    spikes.append(&mut new.spikes);
-    new.spikes = spikes;
+    super::prepend_older(old.samples, &mut new.samples, |s| s.unix_ms);
+    super::prepend_older(old.events, &mut new.events, |e| e.unix_ms);
+    super::prepend_older(old.spikes, &mut new.spikes, |s| s.unix_ms);
     new
 }
 

@@ -5,7 +5,7 @@
 use eframe::egui;
 use memmon_common::apps::{AppEventKind, AppHistorySeries, AppRow, AppSample};
 
-use super::plot::{mib_tick, spike_summary, steps, system_plot_ui};
+use super::plot::{memory_plot, spike_summary, steps, system_plot_ui};
 use crate::{
     command::{Command, Export},
     format,
@@ -246,28 +246,7 @@ fn app_plot_ui(
             })
             .collect();
     let last_seen = series.last_seen_unix_ms as f64 / 1000.0;
-    egui_plot::Plot::new(("app history", &series.id))
-        .height(height)
-        .include_x(last_seen - 60.0)
-        .include_x(last_seen)
-        .link_axis(link, [true, false])
-        .legend(egui_plot::Legend::default())
-        .include_y(0.0)
-        .y_axis_min_width(64.0)
-        .x_axis_formatter(|mark, _| format::clock((mark.value * 1000.0) as u64))
-        .y_axis_formatter(|mark, _| mib_tick(mark.value))
-        .label_formatter(|hover| match hover {
-            egui_plot::HoverPosition::NearDataPoint {
-                plot_name,
-                position,
-                ..
-            } => Some(format!(
-                "{plot_name}\n{} — {}",
-                format::clock((position.x * 1000.0) as u64),
-                mib_tick(position.y)
-            )),
-            egui_plot::HoverPosition::Elsewhere { .. } => None,
-        })
+    memory_plot(("app history", &series.id), height, last_seen, link)
         .show(ui, |plot| {
             plot.line(egui_plot::Line::new("Memory", total));
             for (name, points) in [("Anon", anon), ("Page cache", file), ("Swap", swap)] {

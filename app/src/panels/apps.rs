@@ -236,21 +236,7 @@ impl AppsPanel {
                     commands.push(Command::ToggleExpanded(id.to_owned()));
                 }
             }
-            let target = if input.consume_key(Modifiers::NONE, Key::ArrowDown) {
-                Some(current.map_or(0, |i| (i + 1).min(last)))
-            } else if input.consume_key(Modifiers::NONE, Key::ArrowUp) {
-                Some(current.map_or(0, |i| i.saturating_sub(1)))
-            } else if input.consume_key(Modifiers::NONE, Key::PageDown) {
-                Some(current.map_or(0, |i| (i + 20).min(last)))
-            } else if input.consume_key(Modifiers::NONE, Key::PageUp) {
-                Some(current.map_or(0, |i| i.saturating_sub(20)))
-            } else if input.consume_key(Modifiers::NONE, Key::Home) {
-                Some(0)
-            } else if input.consume_key(Modifiers::NONE, Key::End) {
-                Some(last)
-            } else {
-                None
-            };
+            let target = super::table::row_navigation(input, current, last);
             if let Some(r) = target.and_then(|i| rows.get(i)) {
                 commands.push(Command::SelectApp {
                     id: r.id.clone(),
@@ -380,25 +366,7 @@ fn expander_ui(ui: &mut egui::Ui, app: &AppRow, expanded: bool, commands: &mut V
         } else {
             ui.visuals().text_color()
         };
-        let c = rect.center();
-        let points = if expanded {
-            vec![
-                egui::pos2(c.x - 4.0, c.y - 2.5),
-                egui::pos2(c.x + 4.0, c.y - 2.5),
-                egui::pos2(c.x, c.y + 3.5),
-            ]
-        } else {
-            vec![
-                egui::pos2(c.x - 2.5, c.y - 4.0),
-                egui::pos2(c.x - 2.5, c.y + 4.0),
-                egui::pos2(c.x + 3.5, c.y),
-            ]
-        };
-        ui.painter().add(egui::Shape::convex_polygon(
-            points,
-            color,
-            egui::Stroke::NONE,
-        ));
+        super::table::disclosure_triangle(ui, rect, expanded, color);
     }
     if response.clicked() {
         commands.push(Command::ToggleExpanded(app.id.clone()));

@@ -190,21 +190,7 @@ impl Grid {
             if input.consume_key(Modifiers::NONE, Key::Enter) {
                 commands.push(Command::OpenPlot);
             }
-            let target = if input.consume_key(Modifiers::NONE, Key::ArrowDown) {
-                Some(current.map_or(0, |i| (i + 1).min(last)))
-            } else if input.consume_key(Modifiers::NONE, Key::ArrowUp) {
-                Some(current.map_or(0, |i| i.saturating_sub(1)))
-            } else if input.consume_key(Modifiers::NONE, Key::PageDown) {
-                Some(current.map_or(0, |i| (i + 20).min(last)))
-            } else if input.consume_key(Modifiers::NONE, Key::PageUp) {
-                Some(current.map_or(0, |i| i.saturating_sub(20)))
-            } else if input.consume_key(Modifiers::NONE, Key::Home) {
-                Some(0)
-            } else if input.consume_key(Modifiers::NONE, Key::End) {
-                Some(last)
-            } else {
-                None
-            };
+            let target = super::table::row_navigation(input, current, last);
             if let Some(r) = target.and_then(|i| rows.get(i)) {
                 commands.push(Command::MoveSelection(key_of(r)));
                 self.scroll_to_selected = true;

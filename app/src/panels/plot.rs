@@ -249,28 +249,7 @@ fn process_plot_ui(
         .collect();
     // At least the last minute: one sample's instant would repeat one clock time on every tick.
     let last_seen = series.last_seen_unix_ms as f64 / 1000.0;
-    egui_plot::Plot::new(("history", key))
-        .height(height)
-        .include_x(last_seen - 60.0)
-        .include_x(last_seen)
-        .link_axis(link, [true, false])
-        .legend(egui_plot::Legend::default())
-        .include_y(0.0)
-        .y_axis_min_width(64.0)
-        .x_axis_formatter(|mark, _| format::clock((mark.value * 1000.0) as u64))
-        .y_axis_formatter(|mark, _| mib_tick(mark.value))
-        .label_formatter(|hover| match hover {
-            egui_plot::HoverPosition::NearDataPoint {
-                plot_name,
-                position,
-                ..
-            } => Some(format!(
-                "{plot_name}\n{} — {}",
-                format::clock((position.x * 1000.0) as u64),
-                mib_tick(position.y)
-            )),
-            egui_plot::HoverPosition::Elsewhere { .. } => None,
-        })
+    memory_plot(("history", key), height, last_seen, link)
         .show(ui, |plot| {
             plot.line(egui_plot::Line::new("RSS", rss));
             plot.line(
@@ -380,6 +359,39 @@ pub fn steps(
         pts.push([last_seen_unix_ms as f64 / 1000.0, v]);
     }
     pts
+}
+
+/// A memory-over-time plot on the shared time axis: at least the last minute before
+/// `last_seen` (seconds), from 0, MiB ticks, and the clock time and size on hover. Used for a
+/// process's and an app's history.
+pub fn memory_plot<'a>(
+    id: impl std::hash::Hash + std::fmt::Debug,
+    height: f32,
+    last_seen: f64,
+    link: egui::Id,
+) -> egui_plot::Plot<'a> {
+    egui_plot::Plot::new(id)
+        .height(height)
+        .include_x(last_seen - 60.0)
+        .include_x(last_seen)
+        .link_axis(link, [true, false])
+        .legend(egui_plot::Legend::default())
+        .include_y(0.0)
+        .y_axis_min_width(64.0)
+        .x_axis_formatter(|mark, _| format::clock((mark.value * 1000.0) as u64))
+        .y_axis_formatter(|mark, _| mib_tick(mark.value))
+        .label_formatter(|hover| match hover {
+            egui_plot::HoverPosition::NearDataPoint {
+                plot_name,
+                position,
+                ..
+            } => Some(format!(
+                "{plot_name}\n{} — {}",
+                format::clock((position.x * 1000.0) as u64),
+                mib_tick(position.y)
+            )),
+            egui_plot::HoverPosition::Elsewhere { .. } => None,
+        })
 }
 
 #[cfg(test)]

@@ -76,3 +76,52 @@ pub fn header_cell_ui(
     }
     (response, title)
 }
+
+/// The row a navigation key moves to: ↓/↑ one, Page Down/Up 20, Home/End the ends (keys are
+/// consumed); `None` without one. `last` is the last row's index.
+pub fn row_navigation(
+    input: &mut egui::InputState,
+    current: Option<usize>,
+    last: usize,
+) -> Option<usize> {
+    use egui::{Key, Modifiers};
+    let mut pressed = |key| input.consume_key(Modifiers::NONE, key);
+    if pressed(Key::ArrowDown) {
+        Some(current.map_or(0, |i| (i + 1).min(last)))
+    } else if pressed(Key::ArrowUp) {
+        Some(current.map_or(0, |i| i.saturating_sub(1)))
+    } else if pressed(Key::PageDown) {
+        Some(current.map_or(0, |i| (i + 20).min(last)))
+    } else if pressed(Key::PageUp) {
+        Some(current.map_or(0, |i| i.saturating_sub(20)))
+    } else if pressed(Key::Home) {
+        Some(0)
+    } else if pressed(Key::End) {
+        Some(last)
+    } else {
+        None
+    }
+}
+
+/// The ▶ (closed) or ▼ (open) of an expandable row, centred in `rect`.
+pub fn disclosure_triangle(ui: &egui::Ui, rect: egui::Rect, expanded: bool, color: egui::Color32) {
+    let c = rect.center();
+    let points = if expanded {
+        vec![
+            egui::pos2(c.x - 4.0, c.y - 2.5),
+            egui::pos2(c.x + 4.0, c.y - 2.5),
+            egui::pos2(c.x, c.y + 3.5),
+        ]
+    } else {
+        vec![
+            egui::pos2(c.x - 2.5, c.y - 4.0),
+            egui::pos2(c.x - 2.5, c.y + 4.0),
+            egui::pos2(c.x + 3.5, c.y),
+        ]
+    };
+    ui.painter().add(egui::Shape::convex_polygon(
+        points,
+        color,
+        egui::Stroke::NONE,
+    ));
+}

@@ -440,25 +440,7 @@ fn name_cell_ui(ui: &mut egui::Ui, r: &ProcessRow, v: &VisibleNode, descendants:
         } else {
             ui.visuals().text_color()
         };
-        let c = rect.center();
-        let points = if v.expanded {
-            vec![
-                egui::pos2(c.x - 4.0, c.y - 2.5),
-                egui::pos2(c.x + 4.0, c.y - 2.5),
-                egui::pos2(c.x, c.y + 3.0),
-            ]
-        } else {
-            vec![
-                egui::pos2(c.x - 2.5, c.y - 4.0),
-                egui::pos2(c.x - 2.5, c.y + 4.0),
-                egui::pos2(c.x + 3.0, c.y),
-            ]
-        };
-        ui.painter().add(egui::Shape::convex_polygon(
-            points,
-            color,
-            egui::Stroke::NONE,
-        ));
+        super::table::disclosure_triangle(ui, rect, v.expanded, color);
     }
     let clicked = response.on_hover_text(label).clicked();
     if !v.expanded {
