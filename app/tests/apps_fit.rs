@@ -135,32 +135,7 @@ fn wide_app_numbers_fit_their_columns_even_when_they_come_late() {
         );
         for row in &rows {
             let text = memmon::panels::apps::cell_text(c, row);
-            let cell = h
-                .query_by_label(&text)
-                .unwrap_or_else(|| panic!("no cell shows {c:?} {text:?}"))
-                .rect();
-            let needed = h
-                .ctx
-                .fonts_mut(|f| {
-                    let mut job = egui::text::LayoutJob::simple_singleline(
-                        text.clone(),
-                        font.clone(),
-                        egui::Color32::WHITE,
-                    );
-                    job.halign = egui::Align::RIGHT;
-                    f.layout_job(job)
-                })
-                .size()
-                .x;
-            assert!(
-                cell.width() + EPS >= needed,
-                "{c:?} {text:?} is drawn {} wide, needs {needed} (column {column:?})",
-                cell.width()
-            );
-            assert!(
-                cell.left() >= column.left() - EPS && cell.right() <= column.right() + EPS,
-                "{c:?} {text:?} at {cell:?} does not fit its column {column:?}"
-            );
+            assert_cell_fits(&h, &text, column, &font, &format!("{c:?}"));
         }
     }
 }

@@ -106,32 +106,7 @@ fn assert_numbers_fit(h: &Harness<'_, MemmonApp>, rows: &[ProcessRow], width: f3
         }
         for row in rows {
             let text = c.display(row);
-            let cell = h
-                .query_by_label(&text)
-                .unwrap_or_else(|| panic!("at {width} px no cell shows {c:?} {text:?}"))
-                .rect();
-            let needed = h
-                .ctx
-                .fonts_mut(|f| {
-                    let mut job = egui::text::LayoutJob::simple_singleline(
-                        text.clone(),
-                        font.clone(),
-                        egui::Color32::WHITE,
-                    );
-                    job.halign = egui::Align::RIGHT;
-                    f.layout_job(job)
-                })
-                .size()
-                .x;
-            assert!(
-                cell.width() + EPS >= needed,
-                "at {width} px {c:?} {text:?} is drawn {} wide, needs {needed}",
-                cell.width()
-            );
-            assert!(
-                cell.left() >= column.left() - EPS && cell.right() <= column.right() + EPS,
-                "at {width} px {c:?} {text:?} at {cell:?} does not fit its column {column:?}"
-            );
+            assert_cell_fits(h, &text, *column, &font, &format!("at {width} px {c:?}"));
             checked += 1;
         }
     }

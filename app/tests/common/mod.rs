@@ -130,3 +130,45 @@ pub fn assert_window_png(png: &std::path::Path) {
         colours.len()
     );
 }
+
+/// Drawing slack allowed when comparing rects, in points.
+pub const FIT_EPS: f32 = 0.5;
+
+/// The label showing `text` is drawn at its full laid-out width (not cut short with "…") and
+/// within `column` (its header cell's rect); `what` names it in the failure message.
+pub fn assert_cell_fits(
+    h: &Harness<'_, MemmonApp>,
+    text: &str,
+    column: eframe::egui::Rect,
+    font: &eframe::egui::FontId,
+    what: &str,
+) {
+    use eframe::egui;
+    use egui_kittest::kittest::Queryable as _;
+    let cell = h
+        .query_by_label(text)
+        .unwrap_or_else(|| panic!("{what}: no cell shows {text:?}"))
+        .rect();
+    let needed = h
+        .ctx
+        .fonts_mut(|f| {
+            let mut job = egui::text::LayoutJob::simple_singleline(
+                text.to_owned(),
+                font.clone(),
+                egui::Color32::WHITE,
+            );
+            job.halign = egui::Align::RIGHT;
+            f.layout_job(job)
+        })
+        .size()
+        .x;
+    assert!(
+        cell.width() + FIT_EPS >= needed,
+        "{what} {text:?} is drawn {} wide, needs {needed} (column {column:?})",
+        cell.width()
+    );
+    assert!(
+        cell.left() >= column.left() - FIT_EPS && cell.right() <= column.right() + FIT_EPS,
+        "{what} {text:?} at {cell:?} does not fit its column {column:?}"
+    );
+}
