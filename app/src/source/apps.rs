@@ -41,6 +41,9 @@ pub fn embedded_collector() -> Collector {
 pub struct AppsFeed {
     /// `None` outside the Apps view: no apps are fetched.
     view: Option<AppsView>,
+    /// The user's own desktop entries (loaded at the first table from the helper, which reads
+    /// only the system's): names and icons for apps the user installed.
+    user_entries: Option<desktop::DesktopIndex>,
     /// The last table sent, to skip identical ones.
     last_sent: Option<AppsSnapshot>,
     /// The table of this tick, sent after the process snapshot.
@@ -61,7 +64,13 @@ impl AppsFeed {
         let limit = view.limit.clamp(1, MAX_LIMIT);
         self.pending = Some(
             match rt.block_on(client.apps(view.key, view.descending, limit, &expanded)) {
-                Ok(table) => Update::Apps(Box::new(table)),
+                Ok(mut table) => {
+                    let entries = self
+                        .user_entries
+                        .get_or_insert_with(|| desktop::DesktopIndex::load(&desktop::user_dirs()));
+                    name_from_user_entries(entries, &mut table);
+                    Update::Apps(Box::new(table))
+                }
                 Err(ClientError::Unavailable(why)) => {
                     Update::AppsError(format!("the helper is busy: {why}"))
                 }
@@ -105,11 +114,65 @@ impl AppsFeed {
     }
 }
 
+/// Names and icons from the user's own desktop entries for the apps the helper found no entry
+/// for (their name is then their app id).
+pub fn name_from_user_entries(entries: &desktop::DesktopIndex, table: &mut AppsSnapshot) {
+    for row in table.apps.iter_mut().filter(|r| r.icon.is_none()) {
+        let Some(kind) = row.kind else { continue };
+        if let Some(entry) = entries.find(kind, &row.name) {
+            row.name.clone_from(&entry.name);
+            row.icon.clone_from(&entry.icon);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use memmon_common::apps::AppRow;
 
     use super::*;
+
+    #[test]
+    fn apps_the_helper_could_not_name_get_the_users_own_desktop_entries() {
+        let dir = std::env::temp_dir().join(format!("memmon-user-apps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("org.example.Mine.desktop"),
+            "[Desktop Entry]\nType=Application\nName=My Tool\nIcon=my-tool\nExec=mine\n",
+        )
+        .expect("write");
+        let entries = desktop::DesktopIndex::load(std::slice::from_ref(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+        let row = |id: &str, name: &str, icon: Option<&str>| AppRow {
+            id: id.into(),
+            kind: Some(memmon_common::apps::AppKind::Flatpak),
+            name: name.into(),
+            icon: icon.map(Into::into),
+            ..AppRow::default()
+        };
+        let mut table = AppsSnapshot {
+            apps: vec![
+                row("u1000/flatpak:org.example.Mine", "org.example.Mine", None),
+                row("u1000/flatpak:org.other.App", "Other", Some("other")),
+                row("u1000/flatpak:org.unknown", "org.unknown", None),
+            ],
+            ..AppsSnapshot::default()
+        };
+        name_from_user_entries(&entries, &mut table);
+        let names: Vec<(&str, Option<&str>)> = table
+            .apps
+            .iter()
+            .map(|r| (r.name.as_str(), r.icon.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("My Tool", Some("my-tool")),
+                ("Other", Some("other")),
+                ("org.unknown", None)
+            ]
+        );
+    }
 
     fn table(memory_kb: u64, taken_at_unix_ms: u64) -> Update {
         Update::Apps(Box::new(AppsSnapshot {
