@@ -167,6 +167,8 @@ pub struct Apps {
     desktop: DesktopIndex,
     desktop_dirs: Vec<PathBuf>,
     desktop_loaded_ms: Option<u64>,
+    /// The directories' modification times when the entries were read.
+    desktop_stamp: Vec<Option<std::time::SystemTime>>,
     members: FxMap<u32, Member>,
     /// `/proc/<pid>/cgroup` contents already decoded, so most processes cost a lookup.
     interned: HashMap<Vec<u8>, Option<Arc<Grouping>>>,
@@ -223,6 +225,7 @@ impl Apps {
             desktop: DesktopIndex::default(),
             desktop_dirs,
             desktop_loaded_ms: None,
+            desktop_stamp: Vec::new(),
             members: FxMap::default(),
             interned: HashMap::new(),
             cgroups: HashMap::new(),
@@ -623,11 +626,19 @@ impl Apps {
                 age >= DESKTOP_RELOAD_MS * 10 || (something_missing && age >= DESKTOP_RELOAD_MS)
             }
         };
-        if due {
-            self.desktop = DesktopIndex::load(&self.desktop_dirs);
-            self.desktop_loaded_ms = Some(now_ms);
-            self.desktop_generation += 1;
+        if !due {
+            return;
         }
+        self.desktop_loaded_ms = Some(now_ms);
+        // Re-read the files only when a directory changed (an entry installed or removed):
+        // a few stat calls instead of parsing every desktop entry again.
+        let stamp = desktop::dirs_stamp(&self.desktop_dirs);
+        if self.desktop_generation > 0 && stamp == self.desktop_stamp {
+            return;
+        }
+        self.desktop = DesktopIndex::load(&self.desktop_dirs);
+        self.desktop_stamp = stamp;
+        self.desktop_generation += 1;
     }
 
     /// Every app of the last tick, largest first.

@@ -63,6 +63,14 @@ pub fn user_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The modification time of each directory (`None`: missing): it changes when an entry is
+/// added, removed or renamed in it, which is how packages, Flatpak and snapd install them.
+pub fn dirs_stamp(dirs: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    dirs.iter()
+        .map(|d| std::fs::metadata(d).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
 impl DesktopIndex {
     /// Reads every `.desktop` file below `dirs` (earlier directories win, as in XDG lookup).
     pub fn load(dirs: &[PathBuf]) -> DesktopIndex {
@@ -154,6 +162,19 @@ mod tests {
         )
         .expect("write");
         let index = DesktopIndex::load(std::slice::from_ref(&apps));
+        let stamp = dirs_stamp(std::slice::from_ref(&apps));
+        assert_eq!(
+            stamp,
+            dirs_stamp(std::slice::from_ref(&apps)),
+            "unchanged: no re-read"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(apps.join("new.desktop"), "[Desktop Entry]\nName=New\n").expect("write");
+        assert_ne!(
+            stamp,
+            dirs_stamp(std::slice::from_ref(&apps)),
+            "an entry installed"
+        );
         let _ = std::fs::remove_dir_all(&dir);
         let files = index
             .find(AppKind::App, "org.gnome.Nautilus")
