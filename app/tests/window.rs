@@ -2,34 +2,36 @@
 //! against the real /proc, exporting its own PNG. On CI (`CI=true`) a missing Xvfb is a failure.
 mod common;
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::{Child, Command, Stdio};
 
 struct Xvfb(Child);
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SIGTERM, so Xvfb removes its lock file and socket (SIGKILL leaves them behind).
+        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: kill takes a PID and a signal by value; the child is not reaped yet, so
+            // the PID is still its own.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
         let _ = self.0.wait();
     }
 }
 
+/// Starts Xvfb on a display it picks itself (`-displayfd`: the first free one, whatever stale
+/// locks or other servers exist) and returns it once it accepts connections.
 fn start_xvfb() -> Option<(Xvfb, String)> {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let display = format!(":{}", 100 + (std::process::id() * 2 + n) % 800);
     let child = match Command::new("Xvfb")
         .args([
-            display.as_str(),
+            "-displayfd",
+            "1",
             "-screen",
             "0",
             "1280x800x24",
             "-nolisten",
             "tcp",
         ])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
     {
@@ -42,13 +44,18 @@ fn start_xvfb() -> Option<(Xvfb, String)> {
             return None;
         }
     };
-    let socket = format!("/tmp/.X11-unix/X{}", &display[1..]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::path::Path::new(&socket).exists() {
-        assert!(Instant::now() < deadline, "Xvfb did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some((Xvfb(child), display))
+    let mut xvfb = Xvfb(child);
+    // Xvfb writes the display number once it is ready (it exits, closing the pipe, if not).
+    let mut number = String::new();
+    let stdout = xvfb.0.stdout.take().expect("Xvfb's stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number)
+        .expect("reading Xvfb's display number");
+    let number = number.trim();
+    assert!(
+        !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
+        "Xvfb did not start (it said {number:?})"
+    );
+    Some((xvfb, format!(":{number}")))
 }
 
 /// Runs the real `memmon --source embedded --screenshot PATH` on `display`, with a private home.
