@@ -185,7 +185,10 @@ attached() { # ids of the programs host PID $1 holds linked to tracepoints (its 
 }
 memmon_named() { # how many of the program ids on stdin are named memmon_*
   local n=0 id
-  while read -r id; do bpftool prog show id "$id" 2>/dev/null | grep -q ' name memmon_' && n=$((n + 1)); done
+  # bpftool must not read the ids meant for this loop (stdin).
+  while read -r id; do
+    bpftool prog show id "$id" </dev/null 2>/dev/null | grep -q ' name memmon_' && n=$((n + 1))
+  done
   echo "$n"
 }
 wait_for() { local i; for i in $(seq "${2:-250}"); do eval "$1" && return 0; sleep 0.02; done; return 1; }
@@ -207,6 +210,10 @@ hp=$(host_pid "$main")
 check "no program is attached before an authorised call" test -n "$hp" -a -z "$(attached "${hp:-0}")"
 
 # --- a granted user: Full mode, programs attached -----------------------------------------
+# A client stays connected through the checks of the running helper below, so the 5 s idle
+# exit cannot begin during them however long they take on a loaded machine.
+(as memmon-t1 timeout 120 /usr/bin/memmon-helper snapshot --bus --top 1 --watch 1 >/dev/null 2>&1) &
+keeper=$!
 snap=$(as memmon-t1 timeout 30 /usr/bin/memmon-helper snapshot --bus --json --top 1000 2>&1)
 mode=$(json 'print(" — ".join(x for x in (d["mode"], d.get("mode_reason")) if x))' <<<"$snap" 2>/dev/null || head -c 300 <<<"$snap")
 check "a granted non-root user gets a Full-mode snapshot (mode: $mode)" test "${mode%% *}" = full
@@ -277,6 +284,7 @@ check "GetMemoryDetail reads another user's non-dumpable process (CAP_PERFMON, n
 ct pkill -u memmon-t2 -x python3; wait "$target_runner" 2>/dev/null || true
 
 # --- idle exit --------------------------------------------------------------------------------
+ct pkill -f 'memmon-helper snapshot --bus --top 1 --watch 1'; wait "$keeper" 2>/dev/null || true
 check "the unit goes inactive when idle (--idle-exit $IDLE_SECS)" \
   wait_for '[ "$(unit ActiveState)" = inactive ]' $(((IDLE_SECS + 7) * 50))
 check "... having exited cleanly (Result=success)" test "$(unit Result)" = success
