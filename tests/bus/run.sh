@@ -27,9 +27,20 @@ check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; 
 
 tmp=$(mktemp -d /tmp/memmon-bus.XXXXXX)
 chmod 755 "$tmp"
+# Everything the run leaves (the overlays' upper layers hold a full install, ~1 GB with debug
+# binaries) goes on every exit; the overlays themselves die with this mount namespace. Later
+# cleanups (the apps cgroups) add themselves to `on_exit`.
+overlaid=()
+on_exit() {
+  local d
+  for d in "${overlaid[@]}"; do umount -l "/$d" 2>/dev/null; done
+  rm -rf --one-file-system "$tmp"
+}
+trap 'on_exit' EXIT
 for d in usr etc var; do
   mkdir -p "$tmp/$d-up" "$tmp/$d-work"
-  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$tmp/$d-up,workdir=$tmp/$d-work" "/$d"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$tmp/$d-up,workdir=$tmp/$d-work" "/$d" &&
+    overlaid+=("$d")
 done
 mount -t tmpfs tmpfs /run/dbus 2>/dev/null || { mkdir -p /run/dbus && mount -t tmpfs tmpfs /run/dbus; }
 mkdir -p "$tmp/bin"
@@ -315,7 +326,7 @@ remove_apps_cgroups() {
     while [ "$d" != "$h" ]; do rmdir "$d" 2>/dev/null; d=$(dirname "$d"); done
   done
 }
-trap remove_apps_cgroups EXIT
+trap 'remove_apps_cgroups; on_exit' EXIT
 coproc HOLD { exec "$tmp/bin/memmon-workload" pattern hold --mib 24; }
 read -r line <&"${HOLD[0]}"
 for h in "${apps_dirs[@]}"; do echo "$HOLD_PID" > "$h/$apps_unit/cgroup.procs"; done
