@@ -11,6 +11,8 @@ use anyhow::{Context as _, bail};
 const OBJECT: &str = "memmon";
 /// Benchmark baseline object (empty programs on the same tracepoints).
 const EMPTY_OBJECT: &str = "memmon-empty";
+/// Call-site programs, loaded only for a call-site session.
+const CALLSITES_OBJECT: &str = "memmon-callsites";
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=MEMMON_REQUIRE_EBPF");
@@ -34,7 +36,7 @@ fn main() -> anyhow::Result<()> {
              (it will run in /proc-only mode)"
         );
         println!("cargo:rustc-cfg=memmon_ebpf_placeholder");
-        for name in [OBJECT, EMPTY_OBJECT] {
+        for name in [OBJECT, EMPTY_OBJECT, CALLSITES_OBJECT] {
             fs::write(out_dir.join(name), []).context("writing the placeholder eBPF object")?;
         }
         return Ok(());

@@ -7,6 +7,9 @@
 
 #[cfg(feature = "std")]
 pub mod apps;
+pub mod callsite_record;
+#[cfg(feature = "std")]
+pub mod callsites;
 #[cfg(feature = "std")]
 pub mod column;
 #[cfg(feature = "std")]

@@ -17,11 +17,8 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::{BPF_NOEXIST, bpf_pidns_info, pt_regs},
-    helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_boot_ns,
-        bpf_probe_read_kernel_str_bytes, bpf_task_pt_regs,
-    },
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str_bytes},
     macros::{map, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
     programs::TracePointContext,
@@ -30,11 +27,7 @@ use memmon_common::{
     DROP_PROCS_FULL, DROP_SLOTS, MAX_OOM_VICTIMS, MAX_TRACKED_PROCESSES, OomVictim, ProcRecord,
     ProcState, RssWatch,
 };
-
-/// Offset of `long ret` in every `syscalls:sys_exit_*` record (stable ABI of syscall tracepoints).
-const SYS_EXIT_RET_OFFSET: usize = 16;
-/// Error returns are -4095..=-1 (`IS_ERR_VALUE`).
-const MAX_ERRNO: u64 = 4095;
+use shared::{current_pid_tgid, current_tgid, is_err, syscall_arg, syscall_ret, user_regs};
 
 /// Set by user space before loading (see `memmon_common::GLOBAL_PAGE_SIZE`).
 #[unsafe(no_mangle)]
@@ -42,14 +35,6 @@ static PAGE_SIZE: u64 = 4096;
 /// Set by user space before loading (see `memmon_common::GLOBAL_EXIT_GROUP_DEAD_OFFSET`).
 #[unsafe(no_mangle)]
 static EXIT_GROUP_DEAD_OFFSET: u64 = 0;
-/// The helper's PID namespace (device and inode of /proc/self/ns/pid), or 0/0 when it runs in
-/// the initial namespace: PIDs are then reported as that namespace numbers them, matching the
-/// helper's /proc (see `memmon_common::GLOBAL_PIDNS_DEV`).
-#[unsafe(no_mangle)]
-static PIDNS_DEV: u64 = 0;
-#[unsafe(no_mangle)]
-static PIDNS_INO: u64 = 0;
-
 #[map]
 static PROCS: HashMap<u32, ProcRecord> = HashMap::with_max_entries(MAX_TRACKED_PROCESSES, 0);
 
@@ -271,98 +256,11 @@ fn try_rss_stat(ctx: &TracePointContext) -> Result<u32, u32> {
 }
 
 #[inline(always)]
-fn syscall_ret(ctx: &TracePointContext) -> u64 {
-    // SAFETY: every sys_exit record has `long ret` at this offset; tracepoint programs may load
-    // their record directly (the verifier checks the bounds), which avoids a probe-read call.
-    let ret = unsafe {
-        core::ptr::read_volatile(
-            ctx.as_ptr()
-                .cast::<u8>()
-                .add(SYS_EXIT_RET_OFFSET)
-                .cast::<i64>(),
-        )
-    };
-    ret as u64
-}
-
-#[inline(always)]
-fn is_err(ret: u64) -> bool {
-    ret > u64::MAX - MAX_ERRNO
-}
-
-/// (thread id, thread-group id) as the helper's PID namespace sees them; an error for a task
-/// outside that namespace (it is not one of the helper's processes).
-#[inline(always)]
-fn current_pid_tgid() -> Result<(u32, u32), u32> {
-    // SAFETY: `static`s the loader may have rewritten; volatile so they are not folded.
-    let (dev, ino) = unsafe {
-        (
-            core::ptr::read_volatile(&PIDNS_DEV),
-            core::ptr::read_volatile(&PIDNS_INO),
-        )
-    };
-    if ino == 0 {
-        let pid_tgid = bpf_get_current_pid_tgid();
-        return Ok((pid_tgid as u32, (pid_tgid >> 32) as u32));
-    }
-    let mut info = bpf_pidns_info { pid: 0, tgid: 0 };
-    // SAFETY: the helper writes `size` bytes into `info`, a stack struct of that size.
-    let rc = unsafe {
-        aya_ebpf::helpers::generated::bpf_get_ns_current_pid_tgid(
-            dev,
-            ino,
-            &mut info,
-            core::mem::size_of::<bpf_pidns_info>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(0);
-    }
-    Ok((info.pid, info.tgid))
-}
-
-#[inline(always)]
-fn current_tgid() -> Result<u32, u32> {
-    current_pid_tgid().map(|(_, tgid)| tgid)
-}
-
-#[inline(always)]
 fn page_round_up(len: u64) -> u64 {
     // SAFETY: a `static` the loader may have rewritten; volatile so the value is not folded.
     let page = unsafe { core::ptr::read_volatile(&PAGE_SIZE) };
     let mask = page.wrapping_sub(1);
     len.wrapping_add(mask) & !mask
-}
-
-/// The second syscall argument (the length for mmap and munmap), read from the user registers
-/// the kernel saved on entry; they are unchanged at syscall exit.
-#[inline(always)]
-fn second_syscall_arg() -> Result<u64, u32> {
-    // SAFETY: both helpers are allowed in tracing programs; the task is the current one, so its
-    // pt_regs stay valid while this program runs.
-    unsafe {
-        let task = bpf_get_current_task_btf();
-        let regs = bpf_task_pt_regs(task) as *const pt_regs;
-        if regs.is_null() {
-            return Err(0);
-        }
-        Ok(read_arg2(regs))
-    }
-}
-
-#[cfg(bpf_target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn read_arg2(regs: *const pt_regs) -> u64 {
-    // SAFETY: `regs` is the BTF-typed pointer bpf_task_pt_regs returned; the verifier turns this
-    // load into a fault-safe one.
-    unsafe { core::ptr::read_volatile(&(*regs).rsi) as u64 }
-}
-
-#[cfg(bpf_target_arch = "aarch64")]
-#[inline(always)]
-unsafe fn read_arg2(regs: *const pt_regs) -> u64 {
-    // SAFETY: as for x86_64.
-    unsafe { core::ptr::read_volatile(&(*regs).regs[1]) }
 }
 
 #[inline(always)]
@@ -423,3 +321,14 @@ fn count_drop(slot: u32) {
 }
 
 mod runtime;
+
+/// The second syscall argument (the length for mmap and munmap), read from the user registers
+/// the kernel saved on entry; they are unchanged at syscall exit.
+#[inline(always)]
+fn second_syscall_arg() -> Result<u64, u32> {
+    let regs = user_regs()?;
+    // SAFETY: `regs` comes from `user_regs`.
+    Ok(unsafe { syscall_arg(regs, 1) })
+}
+
+mod shared;

@@ -5,6 +5,9 @@
 pub mod access;
 pub mod apps;
 pub mod authorize;
+/// Allocation call sites of one process (eBPF; unwinding is x86_64 for now).
+#[cfg(all(feature = "ebpf", target_arch = "x86_64"))]
+pub mod callsites;
 pub mod client;
 pub mod collector;
 pub mod dbus;

@@ -42,7 +42,11 @@ enum Command {
     Serve(ServeArgs),
     /// PSS, USS and swap PSS of one process from /proc/PID/smaps_rollup (read on demand).
     Detail(DetailArgs),
+    /// Where one process allocates: its call sites ranked by outstanding bytes (root).
+    Callsites(cli_callsites::CallSitesArgs),
 }
+
+mod cli_callsites;
 
 #[derive(clap::Args)]
 struct DetailArgs {
@@ -192,6 +196,7 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => snapshot(&args),
         Command::Serve(args) => serve(&args),
         Command::Detail(args) => detail(&args),
+        Command::Callsites(args) => cli_callsites::callsites(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

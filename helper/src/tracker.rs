@@ -374,7 +374,7 @@ where
 
 /// (device, inode) of this process's PID namespace, or (0, 0) in the initial one, where the
 /// kernel's plain PIDs already match /proc (and the cheaper helper is used).
-fn own_pid_namespace() -> (u64, u64) {
+pub(crate) fn own_pid_namespace() -> (u64, u64) {
     /// `PROC_PID_INIT_INO`: the initial PID namespace's inode number.
     const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
     use std::os::unix::fs::MetadataExt as _;
@@ -385,7 +385,7 @@ fn own_pid_namespace() -> (u64, u64) {
 }
 
 /// Tracepoints are attached through tracefs; systemd mounts it, minimal systems may not.
-fn ensure_tracefs() {
+pub(crate) fn ensure_tracefs() {
     const TRACEFS: &str = "/sys/kernel/tracing";
     if fs::metadata(format!("{TRACEFS}/events")).is_ok() {
         return;

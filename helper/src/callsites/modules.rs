@@ -1,0 +1,315 @@
+//! The binaries a process has mapped: read from `/proc/PID/maps` and the ELF files themselves
+//! (through `/proc/PID/map_files`, or the process's own root, so binaries in another mount
+//! namespace, deleted or replaced ones are the ones it really runs). Every file is untrusted:
+//! a malformed ELF only loses that module's unwinding, symbols or probes.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    ops::{Deref, Range},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use memmap2::Mmap;
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+
+/// Bytes of `/proc/PID/maps` read at most (a process has at most `vm.max_map_count`, 65,530 by
+/// default, lines of ~100 bytes).
+const MAX_MAPS_BYTES: u64 = 16 << 20;
+/// ELF files larger than this are not mapped for unwinding (they are still symbolised).
+const MAX_ELF_BYTES: u64 = 4 << 30;
+
+/// One line of `/proc/PID/maps`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub executable: bool,
+    pub offset: u64,
+    pub inode: u64,
+    /// The path as the process sees it ("[heap]", "[stack]", or a file), when there is one.
+    pub path: Option<String>,
+}
+
+/// Parses `/proc/PID/maps` text; malformed lines are skipped.
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines().filter_map(parse_maps_line).collect()
+}
+
+fn parse_maps_line(line: &str) -> Option<Mapping> {
+    let mut fields = line.splitn(6, ' ');
+    let (start, end) = fields.next()?.split_once('-')?;
+    let perms = fields.next()?;
+    let offset = fields.next()?;
+    let _dev = fields.next()?;
+    let inode = fields.next()?;
+    let path = fields.next().map(str::trim_start).filter(|p| !p.is_empty());
+    Some(Mapping {
+        start: u64::from_str_radix(start, 16).ok()?,
+        end: u64::from_str_radix(end, 16).ok()?,
+        executable: perms.as_bytes().get(2) == Some(&b'x'),
+        offset: u64::from_str_radix(offset, 16).ok()?,
+        inode: inode.parse().ok()?,
+        path: path.map(str::to_owned),
+    })
+}
+
+pub fn read_maps(pid: u32) -> std::io::Result<Vec<Mapping>> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    File::open(format!("/proc/{pid}/maps"))?
+        .take(MAX_MAPS_BYTES)
+        .read_to_string(&mut text)?;
+    Ok(parse_maps(&text))
+}
+
+/// The end of the process's `[heap]` (its program break, page-rounded), if it has one.
+pub fn heap_end(maps: &[Mapping]) -> Option<u64> {
+    maps.iter()
+        .find(|m| m.path.as_deref() == Some("[heap]"))
+        .map(|m| m.end)
+}
+
+/// A mapped ELF file: its bytes (memory-mapped, shared between the unwinder's sections).
+#[derive(Clone)]
+pub struct ElfBytes(Arc<Mmap>);
+
+impl Deref for ElfBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A section of an [`ElfBytes`], as framehop wants it (anything that derefs to bytes).
+#[derive(Clone)]
+pub struct SectionBytes {
+    file: ElfBytes,
+    range: Range<usize>,
+}
+
+impl Deref for SectionBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.file[self.range.clone()]
+    }
+}
+
+/// One binary mapped by the process, with what unwinding needs.
+pub struct LoadedModule {
+    /// The file name (what reports show).
+    pub name: String,
+    /// The path as the process sees it.
+    pub path: String,
+    /// The addresses its mappings cover.
+    pub avma: Range<u64>,
+    /// Where the ELF's virtual address 0 is in the process (the load bias).
+    pub bias: u64,
+    pub file: ElfBytes,
+    /// The path the helper opened it by (to attach uprobes to the same inode).
+    pub opened: PathBuf,
+}
+
+/// Opens the file behind an executable mapping: `/proc/PID/map_files/START-END` (the exact
+/// inode, needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) or else the path under the process's
+/// root (`/proc/PID/root/PATH`, its mount namespace).
+fn open_mapped(pid: u32, m: &Mapping, path: &str) -> Option<(File, PathBuf)> {
+    let by_range = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
+    if let Ok(f) = File::open(&by_range) {
+        return Some((f, by_range));
+    }
+    let under_root = PathBuf::from(format!("/proc/{pid}/root{path}"));
+    File::open(&under_root).ok().map(|f| (f, under_root))
+}
+
+fn map_file(file: &File) -> Option<ElfBytes> {
+    let len = file.metadata().ok()?.len();
+    if len == 0 || len > MAX_ELF_BYTES {
+        return None;
+    }
+    // SAFETY: a read-only private mapping of a file; if another process truncates the file,
+    // reads past the new end raise SIGBUS. Binaries that are running are not truncated in
+    // place (the kernel refuses writes to running executables, ETXTBSY; package managers
+    // replace libraries by renaming), which is the same assumption every profiler makes.
+    let map = unsafe { Mmap::map(file) }.ok()?;
+    Some(ElfBytes(Arc::new(map)))
+}
+
+/// Every executable file mapping of the process, loaded. Files that cannot be opened or parsed
+/// are left out (their frames stay unnamed and unwinding falls back to frame pointers there).
+pub fn load_modules(pid: u32, maps: &[Mapping]) -> Vec<LoadedModule> {
+    // All mappings of one file (by inode and path), in address order.
+    let mut by_file: HashMap<(u64, &str), Vec<&Mapping>> = HashMap::new();
+    for m in maps {
+        if let Some(path) = m
+            .path
+            .as_deref()
+            .filter(|p| p.starts_with('/') && m.inode != 0)
+        {
+            by_file.entry((m.inode, path)).or_default().push(m);
+        }
+    }
+    let mut modules = Vec::new();
+    for ((_, path), ms) in by_file {
+        let Some(exec) = ms.iter().find(|m| m.executable) else {
+            continue;
+        };
+        let Some(module) = load_module(pid, path, exec, &ms) else {
+            log::debug!("call sites: cannot load {path:?} of PID {pid}");
+            continue;
+        };
+        modules.push(module);
+    }
+    modules.sort_by_key(|m| m.avma.start);
+    modules
+}
+
+fn load_module(pid: u32, path: &str, exec: &Mapping, all: &[&Mapping]) -> Option<LoadedModule> {
+    let (file, opened) = open_mapped(pid, exec, path)?;
+    let bytes = map_file(&file)?;
+    let elf = object::File::parse(&*bytes).ok()?;
+    // The load bias: the executable mapping maps file offset `exec.offset` at `exec.start`.
+    let segment = elf.segments().find(|s| {
+        let (off, size) = s.file_range();
+        off <= exec.offset && exec.offset < off + size
+    })?;
+    let (seg_off, _) = segment.file_range();
+    let svma = segment.address().checked_add(exec.offset - seg_off)?;
+    let bias = exec.start.wrapping_sub(svma);
+    let start = all.iter().map(|m| m.start).min()?;
+    let end = all.iter().map(|m| m.end).max()?;
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_owned());
+    Some(LoadedModule {
+        name: memmon_common::text::escape_name(name.as_bytes()),
+        path: path.to_owned(),
+        avma: start..end,
+        bias,
+        file: bytes,
+        opened,
+    })
+}
+
+impl LoadedModule {
+    /// framehop's view of the module: its unwind sections, as slices of the mapped file.
+    pub fn unwind_module(&self) -> Option<framehop::Module<SectionBytes>> {
+        let elf = object::File::parse(&*self.file).ok()?;
+        let section = |name: &str| {
+            let s = elf.section_by_name(name)?;
+            let svma = s.address()..s.address() + s.size();
+            let data = s.file_range().and_then(|(off, size)| {
+                let range = usize::try_from(off).ok()?..usize::try_from(off + size).ok()?;
+                (range.end <= self.file.len()).then(|| SectionBytes {
+                    file: self.file.clone(),
+                    range,
+                })
+            });
+            Some((svma, data))
+        };
+        let (text_svma, text) = section(".text").unzip();
+        let (eh_frame_svma, eh_frame) = section(".eh_frame").unzip();
+        let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr").unzip();
+        let (got_svma, _) = section(".got").unzip();
+        let debug_frame = section(".debug_frame").and_then(|(_, d)| d);
+        let info = framehop::ExplicitModuleSectionInfo {
+            base_svma: 0,
+            text_svma,
+            text: text.flatten(),
+            got_svma,
+            eh_frame_svma,
+            eh_frame: eh_frame.flatten(),
+            eh_frame_hdr_svma,
+            eh_frame_hdr: eh_frame_hdr.flatten(),
+            debug_frame,
+            stubs_svma: None,
+            stub_helper_svma: None,
+            unwind_info: None,
+            text_segment_svma: None,
+            text_segment: None,
+        };
+        Some(framehop::Module::new(
+            self.name.clone(),
+            self.avma.clone(),
+            self.bias,
+            info,
+        ))
+    }
+
+    /// File offsets of the defined function symbols among `names` (dynamic symbols first, then
+    /// the full symbol table), for uprobes.
+    pub fn function_offsets(&self, names: &[&str]) -> Vec<(String, u64)> {
+        let Ok(elf) = object::File::parse(&*self.file) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(String, u64)> = Vec::new();
+        for sym in elf.dynamic_symbols().chain(elf.symbols()) {
+            if !sym.is_definition() || sym.kind() != object::SymbolKind::Text || sym.address() == 0
+            {
+                continue;
+            }
+            let Ok(name) = sym.name() else { continue };
+            // Versioned names from the full table ("malloc@@GLIBC_2.2.5") count too.
+            let base = name.split('@').next().unwrap_or(name);
+            if !names.contains(&base) || found.iter().any(|(n, _)| n == base) {
+                continue;
+            }
+            if let Some(offset) = file_offset(&elf, sym.address()) {
+                found.push((base.to_owned(), offset));
+            }
+        }
+        found
+    }
+}
+
+/// The file offset of a virtual address, through the segment that loads it.
+fn file_offset(elf: &object::File<'_>, vaddr: u64) -> Option<u64> {
+    elf.segments().find_map(|s| {
+        let (off, size) = s.file_range();
+        (s.address() <= vaddr && vaddr < s.address() + size).then(|| vaddr - s.address() + off)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines_parse_with_and_without_paths() {
+        let text = "\
+55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 131 /usr/bin/leaker with space
+55d0c0a01000-55d0c0a02000 r-xp 00001000 08:01 131 /usr/bin/leaker with space
+55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
+7f0000000000-7f0000001000 rw-p 00000000 00:00 0
+garbage line
+";
+        let maps = parse_maps(text);
+        assert_eq!(maps.len(), 4);
+        assert_eq!(maps[1].path.as_deref(), Some("/usr/bin/leaker with space"));
+        assert!(maps[1].executable && !maps[0].executable);
+        assert_eq!(maps[1].offset, 0x1000);
+        assert_eq!(maps[3].path, None);
+        assert_eq!(heap_end(&maps), Some(0x55d0c1021000));
+    }
+
+    #[test]
+    fn own_libc_loads_with_its_allocator_and_unwind_sections() {
+        let pid = std::process::id();
+        let maps = read_maps(pid).unwrap();
+        let modules = load_modules(pid, &maps);
+        let libc = modules
+            .iter()
+            .find(|m| m.name.starts_with("libc.so"))
+            .expect("this test binary maps libc");
+        let offsets = libc.function_offsets(&["malloc", "free", "no_such_function"]);
+        assert_eq!(offsets.len(), 2, "{offsets:?}");
+        // The bias maps malloc's address in this process to its file offset's symbol.
+        let malloc_addr = libc::malloc as *const () as usize as u64;
+        let (_, malloc_off) = offsets.iter().find(|(n, _)| n == "malloc").unwrap();
+        assert!(libc.avma.contains(&malloc_addr));
+        assert!(*malloc_off > 0);
+        assert!(libc.unwind_module().is_some());
+    }
+}
