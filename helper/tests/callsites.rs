@@ -791,12 +791,23 @@ fn sessions_unload_their_programs_when_the_process_exits_or_the_helper_is_killed
         other => panic!("state {other:?}"),
     }
     assert!(report.elapsed_ms < 30_000, "{}", report.elapsed_ms);
-    // No interval asked for: it adapts, and the ranking holds whatever it chose.
+    // No interval asked for: it adapts. Whatever interval it chose, churn's sampled blocks are
+    // all freed, so only leak sites can have bytes outstanding (and ~1,100 leaks were sampled
+    // at least once at any interval up to 1 in 64).
     assert!(report.adaptive, "{}", shown(&report));
-    let top: BTreeSet<Option<&str>> = report.sites.iter().take(3).map(heap_leak).collect();
     assert!(
-        top.len() == 3 && !top.contains(&None),
-        "the top three sites are the three leaks:\n{}",
+        report.stats.allocs_sampled > 0 && report.stats.allocs_sampled <= report.stats.allocs_seen,
+        "{}",
+        shown(&report)
+    );
+    let leaking: Vec<&CallSite> = report
+        .sites
+        .iter()
+        .filter(|s| s.outstanding_bytes > 0)
+        .collect();
+    assert!(
+        !leaking.is_empty() && leaking.iter().all(|s| heap_leak(s).is_some()),
+        "only the leak sites have bytes outstanding:\n{}",
         shown(&report)
     );
     assert_programs_gone(&before, "the session ended with its process");
