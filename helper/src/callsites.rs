@@ -79,9 +79,10 @@ pub struct SessionRequest {
     pub sample_every: Option<u32>,
 }
 
-/// Heap samples per second the adaptive interval aims below (each costs a stack copy in the
-/// kernel and an unwind here).
-const TARGET_SAMPLES_PER_SECOND: u64 = 2_000;
+/// Heap samples per second the adaptive interval aims below. Each costs a stack copy in the
+/// kernel and ~18 µs here (unwinding and bookkeeping, release build): ~7 % of a core at this
+/// rate (BENCHMARKS.md, "Call sites").
+const TARGET_SAMPLES_PER_SECOND: u64 = 4_000;
 const MAX_SAMPLE_EVERY: u32 = 1 << 16;
 /// How often the report is rebuilt, the interval adapted and the process checked.
 const TICK: Duration = Duration::from_millis(100);
@@ -156,6 +157,7 @@ impl Session {
             stats: CallSiteStats::default(),
             sample_every: first_every,
             last_sampled: 0,
+            last_adapt: Instant::now(),
             last_refresh: Instant::now(),
             shared: Arc::clone(&shared),
         };
@@ -216,6 +218,18 @@ fn start_time(pid: u32) -> Option<u64> {
     )
 }
 
+/// The process that started at `start_time` is still running (not gone, not a zombie waiting
+/// for its parent, not replaced by another with its PID).
+fn still_running(pid: u32, start_time: u64) -> bool {
+    let Some(stat) = i32::try_from(pid)
+        .ok()
+        .and_then(|p| procfs::process::Process::new(p).ok()?.stat().ok())
+    else {
+        return false;
+    };
+    stat.starttime == start_time && !matches!(stat.state, 'Z' | 'X' | 'x')
+}
+
 struct Collector {
     req: SessionRequest,
     start_time: u64,
@@ -226,6 +240,7 @@ struct Collector {
     stats: CallSiteStats,
     sample_every: u32,
     last_sampled: u64,
+    last_adapt: Instant,
     last_refresh: Instant,
     shared: Arc<Shared>,
 }
@@ -249,10 +264,10 @@ impl Collector {
             }
             if now >= next_tick {
                 next_tick = now + TICK;
-                if start_time(self.req.pid) != Some(self.start_time) {
+                if !still_running(self.req.pid, self.start_time) {
                     break format!("process {} exited", self.req.pid);
                 }
-                self.adapt_sampling(TICK);
+                self.adapt_sampling();
                 self.publish(&mut symbols, started, SessionState::Running);
             }
         };
@@ -354,10 +369,13 @@ impl Collector {
     }
 
     /// Keeps heap samples near [`TARGET_SAMPLES_PER_SECOND`] when no interval was asked for.
-    fn adapt_sampling(&mut self, tick: Duration) {
+    fn adapt_sampling(&mut self) {
         let counters = self.probes.counters();
         let sampled = counters[CS_ALLOCS_SAMPLED as usize];
-        let per_second = (sampled.saturating_sub(self.last_sampled)) as f64 / tick.as_secs_f64();
+        // Over the time that really passed: a late tick must not look like a burst.
+        let elapsed = self.last_adapt.elapsed().as_secs_f64().max(0.001);
+        self.last_adapt = Instant::now();
+        let per_second = (sampled.saturating_sub(self.last_sampled)) as f64 / elapsed;
         self.last_sampled = sampled;
         if self.req.source != CallSiteSource::Heap || self.req.sample_every.is_some() {
             return;
@@ -369,7 +387,8 @@ impl Collector {
             self.sample_every
                 .saturating_mul(factor.next_power_of_two())
                 .min(MAX_SAMPLE_EVERY)
-        } else if per_second < target / 8.0 && self.sample_every > 1 {
+        } else if per_second * 2.0 < target * 0.8 && self.sample_every > 1 {
+            // Halving still stays below the target, with a margin against see-sawing.
             self.sample_every / 2
         } else {
             return;

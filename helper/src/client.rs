@@ -7,6 +7,7 @@ use std::{collections::HashMap, time::Duration};
 
 use memmon_common::{
     apps::{AppHistorySeries, AppSortKey, AppsSnapshot},
+    callsites::{CallSiteReport, CallSiteSource},
     diagnostics::{MemoryDetail, SystemSample},
     snapshot::{Snapshot, SortKey},
 };
@@ -251,6 +252,35 @@ impl HelperClient {
 
     pub async fn set_interval(&self, ms: u32) -> Result<(), ClientError> {
         self.call("SetInterval", false, &(ms,)).await
+    }
+
+    /// `StartCallSites` (needs `inspect`: pass `interactive` for a person's explicit request).
+    /// `sample_every` 0 adapts the heap sampling interval. Returns the session id.
+    pub async fn start_call_sites(
+        &self,
+        pid: u32,
+        start_time: u64,
+        source: CallSiteSource,
+        seconds: u32,
+        sample_every: u32,
+        interactive: bool,
+    ) -> Result<u32, ClientError> {
+        self.call(
+            "StartCallSites",
+            interactive,
+            &(pid, start_time, source.as_str(), seconds, sample_every),
+        )
+        .await
+    }
+
+    /// `GetCallSites`: the session's report so far, or its final one.
+    pub async fn call_sites(&self, session: u32) -> Result<CallSiteReport, ClientError> {
+        self.call_json("GetCallSites", false, &(session,), "call sites")
+            .await
+    }
+
+    pub async fn stop_call_sites(&self, session: u32) -> Result<(), ClientError> {
+        self.call("StopCallSites", false, &(session,)).await
     }
 }
 

@@ -25,6 +25,9 @@ pub const DEFAULT_INTERVAL_MS: u32 = 1_000;
 pub const MAX_LIMIT: u32 = 1_000;
 /// App ids longer than this are refused (real ones are well below 300 bytes).
 pub const MAX_APP_ID: usize = 1_024;
+/// Call-site sessions running at once on the machine (each holds an 8 MiB ring buffer and
+/// decodes stacks on a thread of its own).
+pub const MAX_CALLSITE_SESSIONS: usize = 2;
 
 /// Errors the helper returns; names are `io.github.memmon.Helper1.Error.<Variant>`.
 #[derive(Debug, Clone, zbus::DBusError)]
@@ -93,4 +96,25 @@ pub trait Helper1 {
 
     /// Asks for a collection interval (250..=10000 ms) while this client is connected.
     fn set_interval(&self, ms: u32) -> zbus::Result<()>;
+
+    /// Starts a call-site session for one process (needs `inspect`): `source` is `mappings` or
+    /// `heap`, `seconds` 1..=600, `sample_every` the heap sampling interval (0: adaptive).
+    /// Returns the session's id. One session per connection (a new one ends the previous);
+    /// it ends when its time is up, its process exits, `StopCallSites` is called, or the
+    /// connection leaves the bus.
+    fn start_call_sites(
+        &self,
+        pid: u32,
+        start_time: u64,
+        source: &str,
+        seconds: u32,
+        sample_every: u32,
+    ) -> zbus::Result<u32>;
+
+    /// JSON `CallSiteReport` of this connection's session `session`: so far while it runs,
+    /// final once it ended (state `finished` with the reason).
+    fn get_call_sites(&self, session: u32) -> zbus::Result<String>;
+
+    /// Ends this connection's session `session` early; its report stays readable.
+    fn stop_call_sites(&self, session: u32) -> zbus::Result<()>;
 }

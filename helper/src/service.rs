@@ -7,6 +7,7 @@
 //! the collector and its eBPF programs start at the first one ([`lifecycle`]). Nothing is ever
 //! broadcast: there are no signals carrying process data.
 
+mod callsites;
 mod lifecycle;
 
 use std::{
@@ -404,6 +405,74 @@ impl Helper {
             h.changed = true;
         }
         Ok(())
+    }
+
+    /// Starts a call-site session (needs `inspect`); see docs/dbus-api.md.
+    async fn start_call_sites(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        pid: u32,
+        start_time: u64,
+        source: String,
+        seconds: u32,
+        sample_every: u32,
+    ) -> Result<u32, HelperError> {
+        let (name, uid) = self.admit(&header, Action::Inspect).await?;
+        let source = source
+            .parse::<memmon_common::callsites::CallSiteSource>()
+            .map_err(HelperError::InvalidArgument)?;
+        if seconds == 0 || seconds > memmon_common::callsites::MAX_SESSION_SECONDS {
+            return Err(HelperError::InvalidArgument(format!(
+                "a session lasts 1 to {} seconds, not {seconds}",
+                memmon_common::callsites::MAX_SESSION_SECONDS
+            )));
+        }
+        let previous = lock(&self.shared.callsites).make_room(&name)?;
+        if let Some(previous) = previous {
+            previous.end_in_background("its client started another session");
+        }
+        let req = callsites::StartRequest {
+            pid,
+            start_time,
+            source,
+            seconds,
+            sample_every,
+        };
+        let session = tokio::task::spawn_blocking(move || callsites::start(req))
+            .await
+            .map_err(|e| HelperError::Unavailable(format!("starting the session: {e}")))??;
+        log::info!(
+            "call sites of PID {pid} ({source}, {seconds} s) started for {name} (uid {uid})"
+        );
+        // The client may have left while the programs were attached.
+        if !lock(&self.shared.clients).contains_key(&name) {
+            callsites::Taken::from(session).end_in_background("its client left");
+            return Err(HelperError::NotAuthorized(
+                "the caller left the bus while the session started".into(),
+            ));
+        }
+        Ok(lock(&self.shared.callsites).insert(name, session))
+    }
+
+    /// JSON `CallSiteReport` of the caller's session.
+    #[zbus(out_args("report_json"))]
+    async fn get_call_sites(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        session: u32,
+    ) -> Result<String, HelperError> {
+        let (name, _) = self.admit(&header, Action::Inspect).await?;
+        let report = lock(&self.shared.callsites).report(&name, session)?;
+        encode(&report)
+    }
+
+    async fn stop_call_sites(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        session: u32,
+    ) -> Result<(), HelperError> {
+        let (name, _) = self.admit(&header, Action::Inspect).await?;
+        lock(&self.shared.callsites).stop(&name, session)
     }
 
     async fn set_interval(

@@ -471,6 +471,21 @@ check "... the helper they activated exited on idle despite them (${denied_pids[
 
 fi
 
+# --- call sites -------------------------------------------------------------------------------
+# Sessions run their own programs (named cs_*), attached only while a session runs.
+cs_programs() { bpftool prog show 2>/dev/null | grep -c 'name cs_'; }
+check "no call-site program is attached before any session" test "$(cs_programs)" = 0
+probe memmon-t1 callsites "$tmp/bin/memmon-workload"
+check "... and none once the sessions ended" wait_for '[ "$(cs_programs)" = 0 ]' 250
+out=$(call memmon-t3 StartCallSites uint32:1 uint64:0 string:mappings uint32:5 uint32:0)
+check "StartCallSites needs inspect (a monitor-only user must authenticate)" \
+  grep -q 'AuthenticationRequired' <<<"$out"
+out=$(call memmon-t2 GetCallSites uint32:1)
+check "GetCallSites is denied to a non-member" grep -q 'NotAuthorized' <<<"$out"
+probe memmon-t1 callsites-leave "$tmp/bin/memmon-workload"
+check "a session whose client left the bus is detached within 5 s" \
+  wait_for '[ "$(cs_programs)" = 0 ]' 250
+
 if [ -n "${MEMMON_DEB:-}" ]; then
   # An upgrade (the package installed again) stops the running helper: the next call starts
   # the new binary.

@@ -25,7 +25,10 @@
 //!   sort-keys                  every column of the table ranks all processes, in order
 //!   apps ID DIR PID            the app ID (cgroup DIR, process PID) over GetApps and
 //!                              GetAppHistory; bad arguments refused
+//!   callsites WORKLOAD         call-site sessions on a leaking child (see callsites.rs)
+//!   callsites-leave WORKLOAD   starts a session and leaves the bus without stopping it
 mod apps;
+mod callsites;
 
 use std::{
     collections::BTreeMap,
@@ -106,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
             let text = |i: usize| args.get(i).map(String::as_str).context("argument missing");
             apps::apps(text(1)?, text(2)?, arg(3)? as u32).await?
         }
+        "callsites" => callsites::callsites(args.get(1).context("the workload binary")?).await?,
+        "callsites-leave" => callsites::leave(args.get(1).context("the workload binary")?).await?,
         other => anyhow::bail!("unknown scenario {other:?}"),
     };
     std::process::exit(if ok { 0 } else { 1 });

@@ -93,6 +93,8 @@ pub(super) struct Shared {
     detail_waiting: AtomicU32,
     /// High-resolution mode, asked for by a client and applied by the collector thread.
     pub high_res: Mutex<HighRes>,
+    /// Call-site sessions, by the client that started them.
+    pub callsites: Mutex<super::callsites::Sessions>,
     pub clients: Mutex<HashMap<OwnedUniqueName, Client>>,
     pub interval_ms: AtomicU32,
     default_interval_ms: u32,
@@ -152,8 +154,13 @@ impl Shared {
         self.start_collector()
     }
 
-    /// Forgets a client: its interval request and its high-resolution watch.
+    /// Forgets a client: its interval request, its high-resolution watch and its call-site
+    /// session.
     pub fn drop_client(&self, name: &OwnedUniqueName) {
+        if let Some(session) = lock(&self.callsites).remove(name) {
+            log::info!("client {name} left: ending its call-site session");
+            session.end_in_background("its client left");
+        }
         {
             let mut h = lock(&self.high_res);
             if h.wanted.as_ref().is_some_and(|(owner, _)| owner == name) {
@@ -302,6 +309,7 @@ pub async fn serve(options: ServeOptions) -> Result<Exit, ServeError> {
         detail_walks: tokio::sync::Semaphore::new(DETAIL_WALKS),
         detail_waiting: AtomicU32::new(0),
         high_res: Mutex::new(HighRes::default()),
+        callsites: Mutex::new(Default::default()),
         clients: Mutex::new(HashMap::new()),
         interval_ms: AtomicU32::new(options.interval_ms),
         default_interval_ms: options.interval_ms,
@@ -338,8 +346,13 @@ pub async fn serve(options: ServeOptions) -> Result<Exit, ServeError> {
         () = recheck_clients(changes, Arc::clone(&shared)) => Ok(Exit::BusClosed),
         () = shared.died.notified() => Err(ServeError::CollectorDied),
     };
-    // The collector owns the eBPF programs: joining it detaches them before we return.
+    // The collector owns the eBPF programs: joining it detaches them before we return. So do
+    // the call-site sessions (ended here, each waiting for its thread).
     shared.stop_collector().await;
+    let sessions = lock(&shared.callsites).drain();
+    if !sessions.is_empty() {
+        let _ = tokio::task::spawn_blocking(move || drop(sessions)).await;
+    }
     exit
 }
 
@@ -503,6 +516,25 @@ async fn recheck_clients(mut changes: crate::authorize::ChangedStream, shared: A
                 Err(e) => {
                     log::info!("client {name} (uid {uid}) lost its authorisation: {e}");
                     shared.drop_client(&name);
+                    continue;
+                }
+            }
+            // A call-site session also needs `inspect` to go on.
+            if !lock(&shared.callsites).has(&name) {
+                continue;
+            }
+            if let Err(
+                e @ (HelperError::NotAuthorized(_) | HelperError::AuthenticationRequired(_)),
+            ) = shared
+                .gate
+                .authorize(name.as_str(), Action::Inspect, false, true)
+                .await
+            {
+                log::info!(
+                    "client {name} (uid {uid}) lost `inspect`: {e}; ending its call-site session"
+                );
+                if let Some(session) = lock(&shared.callsites).remove(&name) {
+                    session.end_in_background("its client lost the inspect authorisation");
                 }
             }
         }
