@@ -15,8 +15,9 @@ use crate::{
     icons::IconLoader,
     model::{Model, Subject},
     panels::{
-        apps::AppsPanel, banner::Banner, end_dialog::EndProcessDialog, grid::Grid, oom::OomList,
-        plot, plot::PlotPanel, status_bar::StatusBar, tree::ProcessTreeView, view_tabs::ViewTabs,
+        apps::AppsPanel, banner::Banner, callsites::CallSitesWindow, end_dialog::EndProcessDialog,
+        grid::Grid, oom::OomList, plot, plot::PlotPanel, status_bar::StatusBar,
+        tree::ProcessTreeView, view_tabs::ViewTabs,
     },
     settings::{Settings, View},
     source::{Request, Update},
@@ -35,6 +36,7 @@ pub struct MemmonApp {
     oom: OomList,
     view_tabs: ViewTabs,
     apps: AppsPanel,
+    callsites: CallSitesWindow,
     /// Finds and decodes app icons off the UI thread.
     icon_loader: IconLoader,
     updates: Receiver<Update>,
@@ -74,6 +76,7 @@ impl MemmonApp {
             oom: OomList::default(),
             view_tabs: ViewTabs,
             apps: AppsPanel::default(),
+            callsites: CallSitesWindow::default(),
             icon_loader: IconLoader::default(),
             updates,
             requests,
@@ -105,6 +108,11 @@ impl MemmonApp {
     /// The apps panel (its view state, for tests).
     pub fn apps_panel(&self) -> &AppsPanel {
         &self.apps
+    }
+
+    /// The call-site window (its view state, for tests).
+    pub fn callsites_window(&self) -> &CallSitesWindow {
+        &self.callsites
     }
 
     /// Where the process plot was drawn in the last frame.
@@ -190,6 +198,7 @@ impl MemmonApp {
         }
         self.oom.ui(ui, model, commands);
         self.end_dialog.ui(ui, model, commands);
+        self.callsites.ui(ui, model, commands);
         if model
             .snapshot
             .as_ref()
@@ -287,6 +296,18 @@ impl MemmonApp {
                     }
                 },
                 Command::EndProcess(key, signal) => self.end_dialog.send(key, signal),
+                Command::OpenCallSites(key, name) => {
+                    requests.extend(model.callsites.open(key, name));
+                }
+                Command::StartCallSites { source, seconds } => {
+                    requests.extend(model.callsites.start(source, seconds));
+                }
+                Command::StopCallSites => requests.extend(model.callsites.stop_request()),
+                Command::CloseCallSites => requests.extend(model.callsites.close()),
+                Command::CopyText(text) => {
+                    ctx.copy_text(text);
+                    model.status_message = Some("Copied the call sites as text".into());
+                }
                 Command::Export(what, path) => {
                     let path = path.unwrap_or_else(|| export::default_path(what));
                     if what.is_picture() {

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use memmon_common::{apps::AppSortKey, process_key::ProcessKey, snapshot::SortKey};
+use memmon_common::{
+    apps::AppSortKey, callsites::CallSiteSource, process_key::ProcessKey, snapshot::SortKey,
+};
 
 use crate::{
     end_process::Signal,
@@ -55,6 +57,17 @@ pub enum Command {
     AskToEnd(ProcessKey),
     /// Send it this signal (the dialog's "End process" and "Force quit").
     EndProcess(ProcessKey, Signal),
+    /// Open the call-site window for a process (its name for the title).
+    OpenCallSites(ProcessKey, String),
+    /// Start a session in the open call-site window.
+    StartCallSites {
+        source: CallSiteSource,
+        seconds: u32,
+    },
+    StopCallSites,
+    CloseCallSites,
+    /// Put text on the clipboard.
+    CopyText(String),
     /// Write a file; `None` picks a timestamped name in the Pictures folder.
     Export(Export, Option<PathBuf>),
     /// `--screenshot PATH`: save the window, print what it shows, then close.
@@ -77,6 +90,8 @@ pub enum Export {
     SeriesCsv,
     /// The apps table's rows (after the filter) as CSV.
     AppsCsv,
+    /// The call-site report as folded stacks (flamegraph.pl, inferno, speedscope).
+    CallSitesFolded,
 }
 
 impl Export {
@@ -89,6 +104,7 @@ impl Export {
             Export::GridJson => "grid.json",
             Export::SeriesCsv => "series.csv",
             Export::AppsCsv => "apps.csv",
+            Export::CallSitesFolded => "callsites.folded",
         }
     }
 

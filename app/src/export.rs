@@ -67,6 +67,10 @@ pub fn write_data(model: &Model, what: Export, path: &Path) -> String {
         Export::GridJson => grid_json(model),
         Export::SeriesCsv => Ok(series_csv(model)),
         Export::AppsCsv => apps_csv(model),
+        Export::CallSitesFolded => match &model.callsites.report {
+            Some(report) => Ok(report.folded()),
+            None => Err(anyhow::anyhow!("no call-site report yet")),
+        },
         Export::WindowPng | Export::PlotPng => Err(anyhow::anyhow!("a picture is not data")),
     };
     match text.and_then(|t| std::fs::write(path, t).map_err(anyhow::Error::from)) {

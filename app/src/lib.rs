@@ -4,6 +4,7 @@
 //! [`command`], [`settings`], [`export`] and [`format`] are shared leaves; [`process_tree`]
 //! (rows → tree, plain Rust) and [`end_process`] (signals, only applied after the frame) too.
 pub mod app;
+pub mod callsite_tree;
 pub mod command;
 pub mod end_process;
 pub mod export;

@@ -21,9 +21,11 @@ use crate::{
 };
 
 mod apps;
+mod callsites;
 mod subject;
 
 pub use apps::{AppsModel, memory_note};
+pub use callsites::CallSitesModel;
 pub use subject::Subject;
 
 /// The process a row describes (PID and start time: a reused PID is another process).
@@ -58,6 +60,8 @@ pub struct Model {
     pub detail_error: Option<String>,
     /// The process the user switched high resolution on for.
     pub high_res: Option<ProcessKey>,
+    /// The call-site window and its session.
+    pub callsites: CallSitesModel,
     /// The last export's outcome, for the status bar.
     pub status_message: Option<String>,
     /// `--select PID`: selected as soon as a snapshot lists it.
@@ -115,7 +119,16 @@ impl Model {
                 self.problem = None;
                 // Keep the plot of the selected and the pinned processes current.
                 requests.extend(self.plot_requests());
+                // And a running call-site session's report.
+                requests.extend(self.callsites.poll_request());
                 requests
+            }
+            Update::CallSitesStarted(started) => {
+                self.callsites.apply_started(started).into_iter().collect()
+            }
+            Update::CallSites(report) => {
+                self.callsites.apply_report(report);
+                Vec::new()
             }
             Update::SystemHistory(samples) => {
                 let last = self.system_history.last().map_or(0, |s| s.unix_ms);

@@ -20,6 +20,7 @@ use std::{
 
 use memmon_common::{
     apps::{AppHistorySeries, AppsSnapshot},
+    callsites::{CallSiteReport, CallSiteSource},
     diagnostics::{MemoryDetail, SystemSample},
     process_key::ProcessKey,
     snapshot::{Snapshot, SortKey, top_by, unix_ms_now},
@@ -39,6 +40,9 @@ pub use rows::Rows;
 
 /// Rows the grid shows.
 pub const TOP_N: u32 = 100;
+/// Why the embedded mode cannot find call sites.
+pub const CALL_SITES_NEED_HELPER: &str = "finding call sites needs memmon's helper (it attaches \
+     eBPF programs to the process as root); it is not in use now — see the banner";
 /// Back-off after polkit refused (non-interactive re-asks only).
 pub const REFUSED_RETRY: Duration = Duration::from_secs(5);
 pub const REFUSED_RETRY_MAX: Duration = Duration::from_secs(60);
@@ -85,6 +89,15 @@ pub enum Request {
     AppHistory(String),
     /// How many processes each snapshot carries (the process tree wants every one).
     Rows(Rows),
+    /// Start a call-site session (helper only; polkit may ask for a password).
+    StartCallSites {
+        key: ProcessKey,
+        source: CallSiteSource,
+        seconds: u32,
+    },
+    /// The session's report so far.
+    PollCallSites(u32),
+    StopCallSites(u32),
 }
 
 /// Where the current data comes from, with the sentence the banner shows.
@@ -118,6 +131,9 @@ pub enum Update {
     /// Why no apps table came this tick.
     AppsError(String),
     AppHistory(AppHistorySeries),
+    /// The session id, or why it could not start.
+    CallSitesStarted(Result<u32, String>),
+    CallSites(Result<CallSiteReport, String>),
 }
 
 /// Starts the source thread.
@@ -486,6 +502,43 @@ impl Source {
                     });
                     None
                 }
+                // A person's click: polkit may ask for a password (`inspect`).
+                Request::StartCallSites {
+                    key,
+                    source,
+                    seconds,
+                } => {
+                    let client = client.clone();
+                    self.answer_later(rt, async move {
+                        Update::CallSitesStarted(
+                            client
+                                .start_call_sites(key.pid, key.start_time, source, seconds, 0, true)
+                                .await
+                                .map_err(|e| e.to_string()),
+                        )
+                    });
+                    None
+                }
+                Request::PollCallSites(id) => {
+                    let client = client.clone();
+                    self.answer_later(rt, async move {
+                        Update::CallSites(client.call_sites(id).await.map_err(|e| e.to_string()))
+                    });
+                    None
+                }
+                Request::StopCallSites(id) => {
+                    let client = client.clone();
+                    self.answer_later(rt, async move {
+                        match client.stop_call_sites(id).await {
+                            // Its final report follows.
+                            Ok(()) => Some(Update::CallSites(
+                                client.call_sites(id).await.map_err(|e| e.to_string()),
+                            )),
+                            Err(e) => Some(Update::Problem(format!("call sites: {e}"))),
+                        }
+                    });
+                    None
+                }
                 Request::View { .. }
                 | Request::Interval(_)
                 | Request::RetryHelper
@@ -512,7 +565,12 @@ impl Source {
             Request::HighRes { enable: true, .. } => Some(Update::Problem(
                 "high resolution needs the helper with eBPF (Full mode)".into(),
             )),
+            Request::StartCallSites { .. } => {
+                Some(Update::CallSitesStarted(Err(CALL_SITES_NEED_HELPER.into())))
+            }
             Request::HighRes { .. }
+            | Request::PollCallSites(_)
+            | Request::StopCallSites(_)
             | Request::View { .. }
             | Request::Interval(_)
             | Request::RetryHelper

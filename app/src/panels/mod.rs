@@ -5,6 +5,7 @@
 pub mod app_plot;
 pub mod apps;
 pub mod banner;
+pub mod callsites;
 pub mod end_dialog;
 pub mod grid;
 pub mod oom;

@@ -208,6 +208,17 @@ fn buttons_ui(
     if full {
         ui.weak(format!("+{RSS_STAT_NS_PER_EVENT_OTHERS:.0} ns/fault"));
     }
+    if ui
+        .add_enabled(full, egui::Button::new("Find where it allocates…"))
+        .on_hover_text(
+            "Which code of this process gets the memory it keeps: its call sites ranked by \
+             outstanding bytes, from eBPF programs attached only while you look",
+        )
+        .on_disabled_hover_text("Needs the helper with eBPF (Full mode)")
+        .clicked()
+    {
+        commands.push(Command::OpenCallSites(key, name.to_owned()));
+    }
     if ui.button("Export plot PNG").clicked() {
         commands.push(Command::Export(Export::PlotPng, None));
     }

@@ -50,6 +50,7 @@ pub(super) struct Sessions {
 }
 
 /// What a start needs, checked by the interface.
+#[cfg_attr(not(all(feature = "ebpf", target_arch = "x86_64")), allow(dead_code))]
 pub(super) struct StartRequest {
     pub pid: u32,
     pub start_time: u64,
