@@ -63,10 +63,17 @@ pub enum CallSiteError {
     #[error("cannot attach {program}: {reason}")]
     Attach { program: String, reason: String },
     #[error(
-        "process {0} maps no binary that defines malloc (a Go program, or a static binary \
-         without symbols): use the mappings source"
+        "process {0} maps no binary that defines malloc that the helper can read (a Go \
+         program, a static binary without symbols, or a binary in a directory the helper may \
+         not enter): use the mappings source"
     )]
     NoAllocator(u32),
+    #[error(
+        "the kernel allows the uprobes of the heap source only with CAP_SYS_ADMIN, which the \
+         helper service does not keep (docs/security.md): use the mappings source, or run \
+         `sudo memmon-helper callsites PID --source heap`"
+    )]
+    UprobesNeedAdmin,
 }
 
 /// What a session is asked for.

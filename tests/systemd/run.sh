@@ -281,13 +281,17 @@ detail=$(call root GetMemoryDetail "uint32:${tp:-0}" "uint64:$(ct awk '{print $2
          sed -n 's/^ *string "\(.*\)"$/\1/p' | sed 's/\\"/"/g')
 check "GetMemoryDetail reads another user's non-dumpable process (CAP_PERFMON, no CAP_SYS_PTRACE)" \
   json "assert d['pid'] == ${tp:-0} and d['pss_kb'] > 0" <<<"$detail"
-# A call-site session under the same confinement: the heap source reads the process's maps and
-# its libc through /proc/PID/root and attaches uprobes to that one process (CAP_BPF and
-# CAP_PERFMON only). dbus-send leaves at once, which ends the session.
+# A call-site session under the same confinement: the mappings source reads the process's maps
+# and the binaries it maps and attaches its tracepoints (CAP_BPF and CAP_PERFMON only). The heap
+# source's uprobes need CAP_SYS_ADMIN on this kernel: refused, saying so. dbus-send leaves at
+# once, which ends the session.
 tstart=$(ct awk '{print $22}' "/proc/${tp:-0}/stat" 2>/dev/null)
-out=$(call root StartCallSites "uint32:${tp:-0}" "uint64:${tstart:-0}" string:heap uint32:30 uint32:0)
-check "StartCallSites (heap) attaches to another user's non-dumpable process ($(tail -1 <<<"$out" | tr -s ' '))" \
+out=$(call root StartCallSites "uint32:${tp:-0}" "uint64:${tstart:-0}" string:mappings uint32:30 uint32:0)
+check "StartCallSites (mappings) attaches for another user's non-dumpable process ($(tail -1 <<<"$out" | tr -s ' '))" \
   grep -q 'uint32 [1-9]' <<<"$out"
+out=$(call root StartCallSites "uint32:${tp:-0}" "uint64:${tstart:-0}" string:heap uint32:30 uint32:0)
+check "... the heap source is refused with its reason (uprobes need CAP_SYS_ADMIN)" \
+  grep -q 'Unavailable.*CAP_SYS_ADMIN' <<<"$out"
 check "... and its programs are gone once its client has left the bus" \
   wait_for '[ "$(bpftool prog show 2>/dev/null </dev/null | grep -c "name cs_")" = 0 ]' 250
 ct pkill -u memmon-t2 -x python3; wait "$target_runner" 2>/dev/null || true

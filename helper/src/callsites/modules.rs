@@ -27,6 +27,8 @@ pub struct Mapping {
     pub end: u64,
     pub executable: bool,
     pub offset: u64,
+    /// The file's device (as `stat` encodes it; 0 when the line could not say).
+    pub dev: u64,
     pub inode: u64,
     /// The path as the process sees it ("[heap]", "[stack]", or a file), when there is one.
     pub path: Option<String>,
@@ -42,7 +44,7 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
     let (start, end) = fields.next()?.split_once('-')?;
     let perms = fields.next()?;
     let offset = fields.next()?;
-    let _dev = fields.next()?;
+    let dev = fields.next()?;
     let inode = fields.next()?;
     let path = fields.next().map(str::trim_start).filter(|p| !p.is_empty());
     Some(Mapping {
@@ -50,9 +52,25 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
         end: u64::from_str_radix(end, 16).ok()?,
         executable: perms.as_bytes().get(2) == Some(&b'x'),
         offset: u64::from_str_radix(offset, 16).ok()?,
+        dev: parse_dev(dev).unwrap_or(0),
         inode: inode.parse().ok()?,
         path: path.map(str::to_owned),
     })
+}
+
+/// "08:01" (hex major:minor) → the `st_dev` encoding (glibc's makedev).
+fn parse_dev(text: &str) -> Option<u64> {
+    let (major, minor) = text.split_once(':')?;
+    let (major, minor) = (
+        u64::from_str_radix(major, 16).ok()?,
+        u64::from_str_radix(minor, 16).ok()?,
+    );
+    Some(
+        ((major & 0xffff_f000) << 32)
+            | ((major & 0xfff) << 8)
+            | ((minor & 0xffff_ff00) << 12)
+            | (minor & 0xff),
+    )
 }
 
 pub fn read_maps(pid: u32) -> std::io::Result<Vec<Mapping>> {
@@ -111,10 +129,21 @@ pub struct LoadedModule {
     pub opened: PathBuf,
 }
 
-/// Opens the file behind an executable mapping: `/proc/PID/map_files/START-END` (the exact
-/// inode, needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) or else the path under the process's
-/// root (`/proc/PID/root/PATH`, its mount namespace).
+/// Opens the file behind an executable mapping: its own path (same mount namespace, same
+/// inode), else `/proc/PID/map_files/START-END` (the exact inode, even deleted or in another
+/// namespace; needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), else the path under the
+/// process's root (`/proc/PID/root/PATH`, its mount namespace).
 fn open_mapped(pid: u32, m: &Mapping, path: &str) -> Option<(File, PathBuf)> {
+    use std::os::unix::fs::MetadataExt as _;
+    // The plain path when the file there is the mapped one (same device and inode): it needs
+    // no access to the process itself (/proc's magic links below pass the kernel's ptrace
+    // check only with CAP_SYS_PTRACE, map_files only with CAP_SYS_ADMIN).
+    if let Ok(f) = File::open(path)
+        && f.metadata()
+            .is_ok_and(|md| md.ino() == m.inode && (m.dev == 0 || md.dev() == m.dev))
+    {
+        return Some((f, PathBuf::from(path)));
+    }
     let by_range = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
     if let Ok(f) = File::open(&by_range) {
         return Some((f, by_range));
@@ -169,14 +198,20 @@ fn load_module(pid: u32, path: &str, exec: &Mapping, all: &[&Mapping]) -> Option
     let (file, opened) = open_mapped(pid, exec, path)?;
     let bytes = map_file(&file)?;
     let elf = object::File::parse(&*bytes).ok()?;
-    // The load bias: the executable mapping maps file offset `exec.offset` at `exec.start`.
+    // The load bias: the executable mapping maps file offset `exec.offset` (page-aligned) at
+    // `exec.start`. Its segment is the executable one whose page-aligned file range holds that
+    // offset; linkers such as lld start it mid-page (p_offset 0x5a4c0, p_vaddr 0x5b4c0), so the
+    // mapping begins before p_offset and the bias is start + (p_offset - offset) - p_vaddr.
+    let page_down = |o: u64| o & !0xfff;
     let segment = elf.segments().find(|s| {
         let (off, size) = s.file_range();
-        off <= exec.offset && exec.offset < off + size
+        is_executable(s) && page_down(off) <= exec.offset && exec.offset < off + size
     })?;
     let (seg_off, _) = segment.file_range();
-    let svma = segment.address().checked_add(exec.offset - seg_off)?;
-    let bias = exec.start.wrapping_sub(svma);
+    let bias = exec
+        .start
+        .wrapping_add(seg_off.wrapping_sub(exec.offset))
+        .wrapping_sub(segment.address());
     let start = all.iter().map(|m| m.start).min()?;
     let end = all.iter().map(|m| m.end).max()?;
     let name = Path::new(path)
@@ -264,6 +299,10 @@ impl LoadedModule {
     }
 }
 
+fn is_executable(segment: &object::Segment<'_, '_>) -> bool {
+    matches!(segment.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0)
+}
+
 /// The file offset of a virtual address, through the segment that loads it.
 fn file_offset(elf: &object::File<'_>, vaddr: u64) -> Option<u64> {
     elf.segments().find_map(|s| {
@@ -290,6 +329,7 @@ garbage line
         assert_eq!(maps[1].path.as_deref(), Some("/usr/bin/leaker with space"));
         assert!(maps[1].executable && !maps[0].executable);
         assert_eq!(maps[1].offset, 0x1000);
+        assert_eq!(maps[1].dev, libc::makedev(8, 1));
         assert_eq!(maps[3].path, None);
         assert_eq!(heap_end(&maps), Some(0x55d0c1021000));
     }

@@ -121,15 +121,27 @@ impl Probes {
                         else {
                             continue;
                         };
+                        log::debug!(
+                            "call sites: {function} at {offset:#x} of {}",
+                            module.opened.display()
+                        );
                         for program in std::iter::once(*entry).chain(*ret) {
                             let prog: &mut UProbe = program_mut(&mut ebpf, program)?;
                             if prog.fd().is_err() {
                                 prog.load().map_err(|e| attach_error(program, e))?;
                             }
                             prog.attach(*offset, &module.opened, UProbeScope::OneProcess(pid_nz))
-                                .map_err(|e| CallSiteError::Attach {
-                                    program: format!("{program} on {function} in {}", module.name),
-                                    reason: e.to_string(),
+                                .map_err(|e| {
+                                    if is_permission_error(&e) {
+                                        return CallSiteError::UprobesNeedAdmin;
+                                    }
+                                    CallSiteError::Attach {
+                                        program: format!(
+                                            "{program} on {function} in {}",
+                                            module.name
+                                        ),
+                                        reason: with_sources(&e),
+                                    }
                                 })?;
                         }
                     }
@@ -200,6 +212,33 @@ where
 fn attach_error(program: &str, e: aya::programs::ProgramError) -> CallSiteError {
     CallSiteError::Attach {
         program: program.to_owned(),
-        reason: e.to_string(),
+        reason: with_sources(&e),
     }
+}
+
+/// The kernel refused the uprobe (EACCES/EPERM): on Linux 6.18 creating one needs
+/// CAP_SYS_ADMIN, which CAP_PERFMON does not replace.
+fn is_permission_error(e: &aya::programs::ProgramError) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// An error with its causes ("`perf_event_open` failed: Permission denied").
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -58,16 +58,30 @@ impl Symbols {
             addrs.sort_unstable();
             addrs.dedup();
             let offsets: Vec<u64> = addrs.iter().map(|a| a.wrapping_sub(module.bias)).collect();
-            let mut elf = Elf::new(module.opened.clone());
-            elf.debug_syms = true;
-            let src = Source::Elf(elf);
-            let results = match self.symbolizer.symbolize(&src, Input::VirtOffset(&offsets)) {
-                Ok(results) => results,
-                Err(e) => {
-                    log::debug!("call sites: no symbols from {}: {e}", module.path);
-                    Vec::new()
+            // DWARF gives file:line and inlined calls but short names ("new"); the symbol table
+            // gives the full, demangled name ("memmon_workload::Touched::new"): ask both.
+            let lookup = |debug_syms: bool| {
+                let mut elf = Elf::new(module.opened.clone());
+                elf.debug_syms = debug_syms;
+                match self
+                    .symbolizer
+                    .symbolize(&Source::Elf(elf), Input::VirtOffset(&offsets))
+                {
+                    Ok(results) => results,
+                    Err(e) => {
+                        log::debug!("call sites: no symbols from {}: {e}", module.path);
+                        Vec::new()
+                    }
                 }
             };
+            let results = lookup(true);
+            let full_names: Vec<Option<String>> = lookup(false)
+                .into_iter()
+                .map(|r| match r {
+                    Symbolized::Sym(sym) => Some(sym.name.into_owned()),
+                    Symbolized::Unknown(_) => None,
+                })
+                .collect();
             for (j, &addr) in addrs.iter().enumerate() {
                 let frames = match results.get(j) {
                     Some(Symbolized::Sym(sym)) => {
@@ -80,12 +94,13 @@ impl Symbols {
                             .filter(|f| f.name != sym.name)
                             .map(|f| named(addr, &f.name, f.code_info.as_ref(), &module.name))
                             .collect();
-                        frames.push(named(
-                            addr,
-                            &sym.name,
-                            sym.code_info.as_deref(),
-                            &module.name,
-                        ));
+                        let name = full_names
+                            .get(j)
+                            .cloned()
+                            .flatten()
+                            .filter(|full| full.ends_with(sym.name.as_ref()))
+                            .unwrap_or_else(|| sym.name.clone().into_owned());
+                        frames.push(named(addr, &name, sym.code_info.as_deref(), &module.name));
                         frames.into_boxed_slice()
                     }
                     _ => Box::new([bare(addr, Some(&module.name))]),
