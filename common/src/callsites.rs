@@ -52,7 +52,9 @@ impl CallSiteSource {
             }
             CallSiteSource::Heap => {
                 "each malloc/calloc/realloc/free call, sampled: exact call sites for C/C++/Rust \
-                 heaps; costs ~2–3 µs per allocator call of this process while it runs"
+                 heaps; costs ~2–3 µs per allocator call of this process while it runs; \
+                 needs uprobes, which the kernel may allow only with CAP_SYS_ADMIN (then: \
+                 sudo memmon-helper callsites PID --source heap)"
             }
         }
     }

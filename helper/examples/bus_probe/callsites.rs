@@ -128,7 +128,7 @@ pub async fn callsites(workload: &str) -> anyhow::Result<bool> {
         }
         Err(e) => {
             all &= report(
-                matches!(&e, ClientError::Unavailable(m) if m.contains("CAP_SYS_ADMIN")
+                matches!(&e, ClientError::InvalidArgument(m) if m.contains("CAP_SYS_ADMIN")
                     && m.contains("mappings source")),
                 &format!("a heap session is refused with the reason and what to do instead ({e})"),
             );
@@ -205,6 +205,6 @@ pub async fn leave(workload: &str) -> anyhow::Result<bool> {
     // Leaves the bus with the session running (the child goes too).
     Ok(report(
         id > 0,
-        &format!("a 60 s heap session {id} started on PID {pid}; leaving"),
+        &format!("a 60 s mappings session {id} started on PID {pid}; leaving"),
     ))
 }

@@ -170,7 +170,9 @@ pub(super) fn start(req: StartRequest) -> Result<SessionHandle, HelperError> {
         e @ (CallSiteError::InvalidSeconds(_)
         | CallSiteError::InvalidSample
         | CallSiteError::NoSuchProcess(_)
-        | CallSiteError::NoAllocator(_)) => HelperError::InvalidArgument(e.to_string()),
+        | CallSiteError::NoAllocator(_)
+        // Retrying cannot help: this service cannot offer the heap source here.
+        | CallSiteError::UprobesNeedAdmin) => HelperError::InvalidArgument(e.to_string()),
         e => HelperError::Unavailable(e.to_string()),
     })
 }
