@@ -21,11 +21,12 @@ int main(int argc, char **argv) {
     fflush(stdout);
     char line[16];
     if (!fgets(line, sizeof line, stdin)) return 1;
-    volatile void *sink;
+    void *volatile sink;
     double t0 = now();
     if (strcmp(argv[1], "malloc") == 0) {
         for (long i = 0; i < n; i++) {
-            void *p = malloc(64 + (i & 63));
+            char *p = malloc(64 + (i & 63));
+            p[0] = (char)i;
             sink = p;
             free(p);
         }
