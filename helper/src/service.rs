@@ -438,20 +438,33 @@ impl Helper {
             seconds,
             sample_every,
         };
-        let session = tokio::task::spawn_blocking(move || callsites::start(req))
+        let started = tokio::task::spawn_blocking(move || callsites::start(req))
             .await
-            .map_err(|e| HelperError::Unavailable(format!("starting the session: {e}")))??;
+            .map_err(|e| HelperError::Unavailable(format!("starting the session: {e}")))
+            .and_then(|r| r);
+        let session = match started {
+            Ok(session) => session,
+            Err(e) => {
+                lock(&self.shared.callsites).release();
+                return Err(e);
+            }
+        };
         log::info!(
             "call sites of PID {pid} ({source}, {seconds} s) started for {name} (uid {uid})"
         );
         // The client may have left while the programs were attached.
         if !lock(&self.shared.clients).contains_key(&name) {
+            lock(&self.shared.callsites).release();
             callsites::Taken::from(session).end_in_background("its client left");
             return Err(HelperError::NotAuthorized(
                 "the caller left the bus while the session started".into(),
             ));
         }
-        Ok(lock(&self.shared.callsites).insert(name, session))
+        let (id, replaced) = lock(&self.shared.callsites).insert(name, session);
+        if let Some(replaced) = replaced {
+            replaced.end_in_background("its client started another session");
+        }
+        Ok(id)
     }
 
     /// JSON `CallSiteReport` of the caller's session.

@@ -17,8 +17,11 @@ use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 /// Bytes of `/proc/PID/maps` read at most (a process has at most `vm.max_map_count`, 65,530 by
 /// default, lines of ~100 bytes).
 const MAX_MAPS_BYTES: u64 = 16 << 20;
-/// ELF files larger than this are not mapped for unwinding (they are still symbolised).
+/// ELF files larger than this are left out (no unwind tables, no names).
 const MAX_ELF_BYTES: u64 = 4 << 30;
+/// Binaries loaded per process at most (a real process maps a few hundred; a hostile one could
+/// map tens of thousands of files to make every refresh slow).
+const MAX_MODULES: usize = 4_096;
 
 /// One line of `/proc/PID/maps`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,7 +183,7 @@ pub fn load_modules(pid: u32, maps: &[Mapping]) -> Vec<LoadedModule> {
         }
     }
     let mut modules = Vec::new();
-    for ((_, path), ms) in by_file {
+    for ((_, path), ms) in by_file.into_iter().take(MAX_MODULES) {
         let Some(exec) = ms.iter().find(|m| m.executable) else {
             continue;
         };

@@ -7,7 +7,7 @@
 //! - At most [`MAX_CALLSITE_SESSIONS`] run at once on the machine (each holds an 8 MiB ring
 //!   buffer and decodes stacks); beyond that callers get `Unavailable`.
 //! - A finished session's report stays readable by its client until it starts another or
-//!   leaves.
+//!   leaves, or [`MAX_KEPT_SESSIONS`] newer sessions pushed it out.
 //! - Sessions end (and detach) when the helper exits; the kernel detaches them when it is
 //!   killed, since nothing is pinned.
 
@@ -17,6 +17,9 @@ use memmon_common::callsites::CallSiteReport;
 use zbus::names::OwnedUniqueName;
 
 use crate::dbus::{HelperError, MAX_CALLSITE_SESSIONS};
+
+/// Sessions kept (finished ones readable by their clients) at most; a report is up to ~2 MB.
+const MAX_KEPT_SESSIONS: usize = 16;
 
 #[cfg(all(feature = "ebpf", target_arch = "x86_64"))]
 pub(super) type SessionHandle = crate::callsites::Session;
@@ -47,6 +50,8 @@ struct Owned {
 pub(super) struct Sessions {
     next_id: u32,
     by_client: HashMap<OwnedUniqueName, Owned>,
+    /// Places reserved by starts in progress (programs being attached).
+    starting: usize,
 }
 
 /// What a start needs, checked by the interface.
@@ -61,29 +66,58 @@ pub(super) struct StartRequest {
 }
 
 impl Sessions {
-    /// Takes the client's previous session out (to be dropped off the executor) and says
-    /// whether another may start.
+    /// Reserves a place for the client's new session, taking its previous one out (to be ended
+    /// off the executor). Refused, keeping the previous one, when the machine has
+    /// [`MAX_CALLSITE_SESSIONS`] running or starting for other clients. Every reservation ends
+    /// with [`Self::insert`] or [`Self::release`].
     pub fn make_room(&mut self, client: &OwnedUniqueName) -> Result<Option<Taken>, HelperError> {
-        let previous = self.by_client.remove(client).map(|o| Taken(o.session));
-        let running = self
-            .by_client
-            .values()
-            .filter(|o| o.session.is_running())
-            .count();
-        if running >= MAX_CALLSITE_SESSIONS {
+        let busy = self.starting
+            + self
+                .by_client
+                .iter()
+                .filter(|(c, o)| *c != client && o.session.is_running())
+                .count();
+        if busy >= MAX_CALLSITE_SESSIONS {
             return Err(HelperError::Unavailable(format!(
-                "{running} call-site sessions are running (at most {MAX_CALLSITE_SESSIONS}); \
+                "{busy} call-site sessions are running (at most {MAX_CALLSITE_SESSIONS}); \
                  retry when one ends"
             )));
         }
-        Ok(previous)
+        self.starting += 1;
+        Ok(self.by_client.remove(client).map(|o| Taken(o.session)))
     }
 
-    pub fn insert(&mut self, client: OwnedUniqueName, session: SessionHandle) -> u32 {
+    /// A reservation that did not become a session.
+    pub fn release(&mut self) {
+        self.starting = self.starting.saturating_sub(1);
+    }
+
+    /// Files the started session under its client; returns the id and a session it replaced
+    /// (the same client's concurrent start), to be ended off the executor.
+    pub fn insert(
+        &mut self,
+        client: OwnedUniqueName,
+        session: SessionHandle,
+    ) -> (u32, Option<Taken>) {
+        self.release();
+        // Finished reports stay readable, but at most MAX_KEPT_SESSIONS of them: the oldest go.
+        while self.by_client.len() >= MAX_KEPT_SESSIONS {
+            let oldest = self
+                .by_client
+                .iter()
+                .filter(|(_, o)| !o.session.is_running())
+                .min_by_key(|(_, o)| o.id)
+                .map(|(c, _)| c.clone());
+            let Some(oldest) = oldest else { break };
+            self.by_client.remove(&oldest);
+        }
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let id = self.next_id;
-        self.by_client.insert(client, Owned { id, session });
-        id
+        let replaced = self
+            .by_client
+            .insert(client, Owned { id, session })
+            .map(|o| Taken(o.session));
+        (id, replaced)
     }
 
     /// The report of the client's session `id`.
