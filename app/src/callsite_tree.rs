@@ -60,9 +60,11 @@ pub fn bottom_up(report: &CallSiteReport) -> Vec<Node> {
                 }
             };
             let node = &mut level[i];
-            node.outstanding_bytes += site.outstanding_bytes;
-            node.allocated_bytes += site.allocated_bytes;
-            node.alloc_count += site.alloc_count;
+            node.outstanding_bytes = node
+                .outstanding_bytes
+                .saturating_add(site.outstanding_bytes);
+            node.allocated_bytes = node.allocated_bytes.saturating_add(site.allocated_bytes);
+            node.alloc_count = node.alloc_count.saturating_add(site.alloc_count);
             level = &mut node.children;
         }
     }

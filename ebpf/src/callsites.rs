@@ -19,7 +19,8 @@
 use aya_ebpf::{
     bindings::pt_regs,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_prandom_u32, bpf_ktime_get_boot_ns, bpf_probe_read_user,
+        bpf_get_current_pid_tgid, bpf_get_prandom_u32, bpf_ktime_get_boot_ns, bpf_ktime_get_ns,
+        bpf_probe_read_user,
     },
     macros::{map, tracepoint, uprobe, uretprobe},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
@@ -38,6 +39,7 @@ use shared::{current_pid_tgid, is_err, syscall_arg, syscall_ret, user_regs};
 static CS_TGID: u32 = 0;
 
 const PAGE: u64 = 4096;
+static U64_MAX: u64 = u64::MAX;
 /// Pages copied after the first (partial) one.
 const FULL_PAGES: u64 = (STACK_COPY_BYTES as u64 / PAGE) - 1;
 
@@ -81,7 +83,13 @@ struct Pending {
     aux: u64,
     /// The sampling interval if this call was sampled, else 0.
     weight: u64,
+    /// `bpf_ktime_get_ns` at entry: a marker whose return never came (the thread died inside
+    /// the call) stops counting as "inside an allocator" after [`STALE_PENDING_NS`].
+    entered_ns: u64,
 }
+
+/// How long an allocator call may take before its entry marker is ignored.
+const STALE_PENDING_NS: u64 = 100_000_000;
 
 const FN_MALLOC: u64 = 1;
 const FN_CALLOC: u64 = 2;
@@ -183,11 +191,15 @@ pub fn cs_malloc_ret(ctx: RetProbeContext) -> u32 {
 pub fn cs_calloc(ctx: ProbeContext) -> u32 {
     let n: u64 = ctx.arg(0).unwrap_or(0);
     let size: u64 = ctx.arg(1).unwrap_or(0);
-    // No 128-bit multiply in BPF: an overflowing request fails in calloc anyway.
-    let bytes = if n >> 32 != 0 || size >> 32 != 0 {
+    // No 128-bit multiply in BPF: divide to test for overflow (such a calloc fails anyway).
+    // The limit is read through a volatile load so LLVM cannot turn the test back into a
+    // 128-bit multiply-with-overflow.
+    // SAFETY: a plain `static` of the program's own.
+    let max = unsafe { core::ptr::read_volatile(&U64_MAX) };
+    let bytes = if size != 0 && n > max / size {
         u64::MAX
     } else {
-        n * size
+        n.wrapping_mul(size)
     };
     heap_entry(FN_CALLOC, bytes, 0)
 }
@@ -252,24 +264,49 @@ fn heap_entry(func: u64, size: u64, aux: u64) -> u32 {
     if !is_target() {
         return 0;
     }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // A call made by another allocator function belongs to that outer call (glibc's
+    // realloc(NULL, n) and memalign call malloc; musl's memalign calls aligned_alloc): counting
+    // it too would record such blocks twice as often.
+    if inside_allocator(pid_tgid, now) {
+        return 0;
+    }
     count(CS_ALLOCS_SEEN);
     let every = CS_CONFIG.get(0).map_or(0, |c| c.sample_every) as u64;
     // SAFETY: helper without arguments.
     let sampled =
         every != 0 && (every == 1 || (unsafe { bpf_get_prandom_u32() } as u64) % every == 0);
     let weight = if sampled { every } else { 0 };
-    if weight == 0 && !(func == FN_REALLOC && aux != 0) {
+    // The functions that call others always leave their marker; the rest only when sampled.
+    let outer = matches!(func, FN_REALLOC | FN_MEMALIGN | FN_POSIX_MEMALIGN);
+    if weight == 0 && !outer {
         return 0;
     }
     if weight != 0 {
         count(CS_ALLOCS_SAMPLED);
     }
-    let key = PendingKey {
-        pid_tgid: bpf_get_current_pid_tgid(),
-        func,
+    let key = PendingKey { pid_tgid, func };
+    let pending = Pending {
+        size,
+        aux,
+        weight,
+        entered_ns: now,
     };
-    let _ = CS_PENDING.insert(&key, &Pending { size, aux, weight }, 0);
+    let _ = CS_PENDING.insert(&key, &pending, 0);
     0
+}
+
+/// Whether this thread is inside realloc, memalign/aligned_alloc or posix_memalign now.
+#[inline(always)]
+fn inside_allocator(pid_tgid: u64, now: u64) -> bool {
+    let outer = |func| {
+        // SAFETY: the value is only read.
+        unsafe { CS_PENDING.get(&PendingKey { pid_tgid, func }) }
+            .is_some_and(|p| now.wrapping_sub(p.entered_ns) < STALE_PENDING_NS)
+    };
+    outer(FN_REALLOC) || outer(FN_MEMALIGN) || outer(FN_POSIX_MEMALIGN)
 }
 
 #[inline(always)]

@@ -168,9 +168,23 @@ impl Session {
             last_refresh: Instant::now(),
             shared: Arc::clone(&shared),
         };
+        let on_panic = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("memmon-callsites".into())
-            .spawn(move || collector.run())
+            .spawn(move || {
+                // A bug (or a binary that trips the unwinder) must not leave the report saying
+                // "running" forever: the programs are detached as the collector unwinds.
+                let run = std::panic::AssertUnwindSafe(|| collector.run());
+                if let Err(panic) = std::panic::catch_unwind(run) {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    lock(&on_panic.report).state =
+                        SessionState::Failed(format!("an internal error ended it: {why}"));
+                }
+            })
             .map_err(|e| CallSiteError::Load(format!("cannot start the session thread: {e}")))?;
         Ok(Session {
             shared,
@@ -449,10 +463,10 @@ impl Collector {
                 }
             })
             .collect();
-        let (outstanding, allocated) = self.tally.sites().iter().fold((0, 0), |(o, a), s| {
+        let (outstanding, allocated) = self.tally.sites().iter().fold((0u64, 0u64), |(o, a), s| {
             (
-                o + s.figures.outstanding_bytes,
-                a + s.figures.allocated_bytes,
+                o.saturating_add(s.figures.outstanding_bytes),
+                a.saturating_add(s.figures.allocated_bytes),
             )
         });
         let counters = self.probes.counters();
@@ -461,7 +475,7 @@ impl Collector {
         stats.allocs_sampled = counters[CS_ALLOCS_SAMPLED as usize];
         stats.frees_seen = counters[CS_FREES_SEEN as usize];
         stats.lost_records = counters[CS_RING_FULL as usize];
-        stats.lost_blocks = counters[CS_LIVE_FULL as usize] + self.tally.untracked;
+        stats.lost_blocks = counters[CS_LIVE_FULL as usize].saturating_add(self.tally.untracked);
         stats.no_stack = counters[CS_NO_STACK as usize];
         stats.distinct_stacks = self.tally.distinct_stacks();
         stats.merged_stacks = self.tally.merged_stacks;

@@ -213,7 +213,9 @@ fn tree_ui(ui: &mut egui::Ui, roots: &[Node], report: &CallSiteReport) {
         node_ui(ui, node, total, egui::Id::unique(("cs-root", i)), i < 3);
     }
     if roots.len() > MAX_ROOTS {
-        let rest: u64 = roots[MAX_ROOTS..].iter().map(|n| n.outstanding_bytes).sum();
+        let rest = roots[MAX_ROOTS..]
+            .iter()
+            .fold(0u64, |sum, n| sum.saturating_add(n.outstanding_bytes));
         ui.weak(format!(
             "{} more functions with {} outstanding",
             roots.len() - MAX_ROOTS,

@@ -130,29 +130,105 @@ pub struct LoadedModule {
     pub file: ElfBytes,
     /// The path the helper opened it by (to attach uprobes to the same inode).
     pub opened: PathBuf,
+    /// The path the symboliser reads: `opened`, or the private copy of an untrusted file.
+    pub read_path: PathBuf,
+    /// Keeps the private copy's descriptor (and so `read_path`) alive.
+    _copy: Option<File>,
 }
 
-/// Opens the file behind an executable mapping: its own path (same mount namespace, same
-/// inode), else `/proc/PID/map_files/START-END` (the exact inode, even deleted or in another
-/// namespace; needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), else the path under the
-/// process's root (`/proc/PID/root/PATH`, its mount namespace).
+/// Opens `path` only if it is a regular file with the mapping's device and inode, checked
+/// before opening (so a FIFO or a device, which the process may have put there, is never
+/// opened: opening a FIFO blocks, a device may act) and again on the open file, without
+/// blocking and without giving it a controlling terminal.
+fn open_checked(path: &Path, m: &Mapping) -> Option<File> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let same = |md: &std::fs::Metadata| {
+        md.file_type().is_file() && md.ino() == m.inode && (m.dev == 0 || md.dev() == m.dev)
+    };
+    if !same(&std::fs::metadata(path).ok()?) {
+        return None;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    same(&file.metadata().ok()?).then_some(file)
+}
+
+/// Opens the file behind an executable mapping: its own path (when the file there is the
+/// mapped one: no access to the process is needed, whereas /proc's magic links below pass the
+/// kernel's ptrace check only with CAP_SYS_PTRACE, map_files only with CAP_SYS_ADMIN), else
+/// `/proc/PID/map_files/START-END` (even deleted or in another namespace), else the path under
+/// the process's root (`/proc/PID/root/PATH`, its mount namespace).
 fn open_mapped(pid: u32, m: &Mapping, path: &str) -> Option<(File, PathBuf)> {
+    let candidates = [
+        PathBuf::from(path),
+        PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)),
+        PathBuf::from(format!("/proc/{pid}/root{path}")),
+    ];
+    candidates
+        .into_iter()
+        .find_map(|p| open_checked(&p, m).map(|f| (f, p)))
+}
+
+/// Whether someone other than root may change the file (it is theirs, or group/other may
+/// write it): then it is read from a private copy, never mapped in place, because truncating
+/// a mapped file makes reads past its new end kill the reader with SIGBUS.
+fn untrusted(file: &File) -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    // The plain path when the file there is the mapped one (same device and inode): it needs
-    // no access to the process itself (/proc's magic links below pass the kernel's ptrace
-    // check only with CAP_SYS_PTRACE, map_files only with CAP_SYS_ADMIN).
-    if let Ok(f) = File::open(path)
-        && f.metadata()
-            .is_ok_and(|md| md.ino() == m.inode && (m.dev == 0 || md.dev() == m.dev))
-    {
-        return Some((f, PathBuf::from(path)));
+    file.metadata()
+        .map_or(true, |md| md.uid() != 0 || md.mode() & 0o022 != 0)
+}
+
+/// A private, sealed-by-ownership copy of `file` in a memfd (nobody else has its descriptor),
+/// with its debug-link sections renamed so the symboliser never follows a path the file names.
+/// Returns the copy and the path the symboliser reads it by.
+fn private_copy(file: &File, len: u64) -> Option<(File, PathBuf)> {
+    use std::{io::Read as _, os::fd::FromRawFd as _};
+    // SAFETY: memfd_create with a NUL-terminated name and a valid flag.
+    let fd = unsafe { libc::memfd_create(c"memmon-module".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
     }
-    let by_range = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
-    if let Ok(f) = File::open(&by_range) {
-        return Some((f, by_range));
+    // SAFETY: `fd` is a new descriptor this function owns from here on.
+    let mut copy = unsafe { File::from_raw_fd(fd) };
+    std::io::copy(&mut (&*file).take(len), &mut copy).ok()?;
+    let bytes = map_file(&copy)?;
+    for offset in debug_link_name_offsets(&bytes) {
+        use std::os::unix::fs::FileExt as _;
+        copy.write_at(b"X", offset).ok()?;
     }
-    let under_root = PathBuf::from(format!("/proc/{pid}/root{path}"));
-    File::open(&under_root).ok().map(|f| (f, under_root))
+    let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    Some((copy, path))
+}
+
+/// File offsets of the names `.gnu_debuglink` and `.gnu_debugaltlink` in the section-name
+/// table (renaming them hides the links).
+fn debug_link_name_offsets(bytes: &[u8]) -> Vec<u64> {
+    use object::read::elf::{ElfFile64, FileHeader as _, SectionHeader as _};
+    let Ok(elf) = ElfFile64::<object::Endianness>::parse(bytes) else {
+        return Vec::new();
+    };
+    let endian = elf.endian();
+    let table = elf.elf_section_table();
+    let Ok(index) = elf.elf_header().shstrndx(endian, bytes) else {
+        return Vec::new();
+    };
+    let Ok(strings) = table.section(object::SectionIndex(index as usize)) else {
+        return Vec::new();
+    };
+    let base = strings.sh_offset(endian);
+    table
+        .iter()
+        .filter(|s| {
+            matches!(
+                table.section_name(endian, s),
+                Ok(b".gnu_debuglink" | b".gnu_debugaltlink")
+            )
+        })
+        .filter_map(|s| base.checked_add(u64::from(s.sh_name(endian))))
+        .collect()
 }
 
 fn map_file(file: &File) -> Option<ElfBytes> {
@@ -160,10 +236,8 @@ fn map_file(file: &File) -> Option<ElfBytes> {
     if len == 0 || len > MAX_ELF_BYTES {
         return None;
     }
-    // SAFETY: a read-only private mapping of a file; if another process truncates the file,
-    // reads past the new end raise SIGBUS. Binaries that are running are not truncated in
-    // place (the kernel refuses writes to running executables, ETXTBSY; package managers
-    // replace libraries by renaming), which is the same assumption every profiler makes.
+    // SAFETY: a read-only private mapping of a file only root can change (`untrusted` sends
+    // every other file through a private copy first), so it is not truncated under us.
     let map = unsafe { Mmap::map(file) }.ok()?;
     Some(ElfBytes(Arc::new(map)))
 }
@@ -183,10 +257,11 @@ pub fn load_modules(pid: u32, maps: &[Mapping]) -> Vec<LoadedModule> {
         }
     }
     let mut modules = Vec::new();
-    for ((_, path), ms) in by_file.into_iter().take(MAX_MODULES) {
-        let Some(exec) = ms.iter().find(|m| m.executable) else {
-            continue;
-        };
+    let executable = by_file
+        .into_iter()
+        .filter_map(|(key, ms)| Some((key, *ms.iter().find(|m| m.executable)?, ms)))
+        .take(MAX_MODULES);
+    for ((_, path), exec, ms) in executable {
         let Some(module) = load_module(pid, path, exec, &ms) else {
             log::debug!("call sites: cannot load {path:?} of PID {pid}");
             continue;
@@ -199,7 +274,13 @@ pub fn load_modules(pid: u32, maps: &[Mapping]) -> Vec<LoadedModule> {
 
 fn load_module(pid: u32, path: &str, exec: &Mapping, all: &[&Mapping]) -> Option<LoadedModule> {
     let (file, opened) = open_mapped(pid, exec, path)?;
-    let bytes = map_file(&file)?;
+    let (bytes, copy, read_path) = if untrusted(&file) {
+        let len = file.metadata().ok()?.len().min(MAX_ELF_BYTES);
+        let (copy, read_path) = private_copy(&file, len)?;
+        (map_file(&copy)?, Some(copy), read_path)
+    } else {
+        (map_file(&file)?, None, opened.clone())
+    };
     let elf = object::File::parse(&*bytes).ok()?;
     // The load bias: the executable mapping maps file offset `exec.offset` (page-aligned) at
     // `exec.start`. Its segment is the executable one whose page-aligned file range holds that
@@ -208,7 +289,9 @@ fn load_module(pid: u32, path: &str, exec: &Mapping, all: &[&Mapping]) -> Option
     let page_down = |o: u64| o & !0xfff;
     let segment = elf.segments().find(|s| {
         let (off, size) = s.file_range();
-        is_executable(s) && page_down(off) <= exec.offset && exec.offset < off + size
+        is_executable(s)
+            && page_down(off) <= exec.offset
+            && off.checked_add(size).is_some_and(|end| exec.offset < end)
     })?;
     let (seg_off, _) = segment.file_range();
     let bias = exec
@@ -228,6 +311,8 @@ fn load_module(pid: u32, path: &str, exec: &Mapping, all: &[&Mapping]) -> Option
         bias,
         file: bytes,
         opened,
+        read_path,
+        _copy: copy,
     })
 }
 
@@ -237,10 +322,11 @@ impl LoadedModule {
         let elf = object::File::parse(&*self.file).ok()?;
         let section = |name: &str| {
             let s = elf.section_by_name(name)?;
-            let svma = s.address()..s.address() + s.size();
+            let svma = s.address()..s.address().checked_add(s.size())?;
             let data = s.file_range().and_then(|(off, size)| {
-                let range = usize::try_from(off).ok()?..usize::try_from(off + size).ok()?;
-                (range.end <= self.file.len()).then(|| SectionBytes {
+                let range =
+                    usize::try_from(off).ok()?..usize::try_from(off.checked_add(size)?).ok()?;
+                (range.start <= range.end && range.end <= self.file.len()).then(|| SectionBytes {
                     file: self.file.clone(),
                     range,
                 })
@@ -310,7 +396,12 @@ fn is_executable(segment: &object::Segment<'_, '_>) -> bool {
 fn file_offset(elf: &object::File<'_>, vaddr: u64) -> Option<u64> {
     elf.segments().find_map(|s| {
         let (off, size) = s.file_range();
-        (s.address() <= vaddr && vaddr < s.address() + size).then(|| vaddr - s.address() + off)
+        let end = s.address().checked_add(size)?;
+        if s.address() <= vaddr && vaddr < end {
+            (vaddr - s.address()).checked_add(off)
+        } else {
+            None
+        }
     })
 }
 

@@ -111,7 +111,14 @@ impl Probes {
                 let pid_nz = NonZeroU32::new(pid).ok_or(CallSiteError::NoSuchProcess(pid))?;
                 let names: Vec<&str> = HEAP_PROGRAMS.iter().map(|(f, _, _)| *f).collect();
                 for module in modules {
-                    let offsets = module.function_offsets(&names);
+                    let mut offsets = module.function_offsets(&names);
+                    // Aliases (glibc < 2.38: aligned_alloc is memalign) share one program: attach
+                    // it once per address, or it would run twice per call.
+                    let mut seen = std::collections::HashSet::new();
+                    offsets.retain(|(function, offset)| {
+                        let entry = HEAP_PROGRAMS.iter().find(|(f, _, _)| f == function);
+                        seen.insert((entry.map(|(_, e, _)| *e), *offset))
+                    });
                     if !offsets.iter().any(|(f, _)| f == "malloc") {
                         continue;
                     }

@@ -20,6 +20,9 @@ use super::modules::LoadedModule;
 /// `unwind::MAX_FRAMES`, but few distinct addresses in practice).
 const MAX_NAMED: usize = 200_000;
 
+/// Longest name or path kept (bytes, before escaping): names come from files anyone can write.
+const MAX_NAME_BYTES: usize = 512;
+
 /// The frames an address expands to: inlined calls first (innermost first), then the function.
 type Named = Box<[Frame]>;
 
@@ -61,7 +64,7 @@ impl Symbols {
             // DWARF gives file:line and inlined calls but short names ("new"); the symbol table
             // gives the full, demangled name ("memmon_workload::Touched::new"): ask both.
             let lookup = |debug_syms: bool| {
-                let mut elf = Elf::new(module.opened.clone());
+                let mut elf = Elf::new(module.read_path.clone());
                 elf.debug_syms = debug_syms;
                 match self
                     .symbolizer
@@ -123,20 +126,27 @@ impl Symbols {
     }
 }
 
+/// Escaped, and cut to [`MAX_NAME_BYTES`] (marked with "…").
+fn bounded(raw: &[u8]) -> String {
+    if raw.len() <= MAX_NAME_BYTES {
+        return escape_name(raw);
+    }
+    let mut text = escape_name(&raw[..MAX_NAME_BYTES]);
+    text.push('…');
+    text
+}
+
 fn named(addr: u64, name: &str, code: Option<&CodeInfo<'_>>, module: &str) -> Frame {
     let (file, line) = match code {
         Some(code) => {
             let path = code.to_path();
-            (
-                Some(escape_name(path.to_string_lossy().as_bytes())),
-                code.line,
-            )
+            (Some(bounded(path.to_string_lossy().as_bytes())), code.line)
         }
         None => (None, None),
     };
     Frame {
         addr,
-        function: Some(escape_name(name.as_bytes())),
+        function: Some(bounded(name.as_bytes())),
         file,
         line,
         module: Some(module.to_owned()),

@@ -87,10 +87,10 @@ impl Tally {
 
     fn gained(&mut self, site: SiteId, bytes: u64, count: u64) {
         let f = &mut self.sites[site as usize].figures;
-        f.outstanding_bytes += bytes;
-        f.outstanding_count += count;
-        f.allocated_bytes += bytes;
-        f.alloc_count += count;
+        f.outstanding_bytes = f.outstanding_bytes.saturating_add(bytes);
+        f.outstanding_count = f.outstanding_count.saturating_add(count);
+        f.allocated_bytes = f.allocated_bytes.saturating_add(bytes);
+        f.alloc_count = f.alloc_count.saturating_add(count);
     }
 
     fn released(&mut self, site: SiteId, bytes: u64, count: u64) {
@@ -136,7 +136,10 @@ impl Tally {
         }
         self.insert_range(addr, end, site);
         self.gained(site, len, 0);
-        self.sites[site as usize].figures.alloc_count += 1;
+        self.sites[site as usize].figures.alloc_count = self.sites[site as usize]
+            .figures
+            .alloc_count
+            .saturating_add(1);
     }
 
     /// Releases `addr..addr + len`, wherever it was mapped during the session.
@@ -161,13 +164,17 @@ impl Tally {
             let moved_end = (end - old + new).min(new_end);
             if moved_start < moved_end {
                 self.insert_range(moved_start, moved_end, s);
-                self.sites[s as usize].figures.outstanding_bytes += moved_end - moved_start;
+                let f = &mut self.sites[s as usize].figures;
+                f.outstanding_bytes = f.outstanding_bytes.saturating_add(moved_end - moved_start);
             }
         }
         if new_len > old_len {
             self.insert_range(new + old_len, new_end, site);
             self.gained(site, new_len - old_len, 0);
-            self.sites[site as usize].figures.alloc_count += 1;
+            self.sites[site as usize].figures.alloc_count = self.sites[site as usize]
+                .figures
+                .alloc_count
+                .saturating_add(1);
         }
     }
 
@@ -180,7 +187,10 @@ impl Tally {
                 if self.ranges.len() < MAX_TRACKED {
                     self.insert_range(old, new_brk, site);
                     self.gained(site, len, 0);
-                    self.sites[site as usize].figures.alloc_count += 1;
+                    self.sites[site as usize].figures.alloc_count = self.sites[site as usize]
+                        .figures
+                        .alloc_count
+                        .saturating_add(1);
                 } else {
                     self.untracked += 1;
                 }
@@ -243,7 +253,8 @@ impl Tally {
     /// munmap counts twice).
     fn insert_range(&mut self, start: u64, end: u64, site: SiteId) {
         self.ranges.insert(start, (end, site));
-        self.sites[site as usize].figures.outstanding_count += 1;
+        let f = &mut self.sites[site as usize].figures;
+        f.outstanding_count = f.outstanding_count.saturating_add(1);
     }
 
     fn remove_range(&mut self, start: u64) -> Option<(u64, SiteId)> {
