@@ -123,9 +123,11 @@ impl Model {
                 requests.extend(self.callsites.poll_request());
                 requests
             }
-            Update::CallSitesStarted(started) => {
-                self.callsites.apply_started(started).into_iter().collect()
-            }
+            Update::CallSitesStarted(key, started) => self
+                .callsites
+                .apply_started(key, started)
+                .into_iter()
+                .collect(),
             Update::CallSites(report) => {
                 self.callsites.apply_report(report);
                 Vec::new()

@@ -131,8 +131,8 @@ pub enum Update {
     /// Why no apps table came this tick.
     AppsError(String),
     AppHistory(AppHistorySeries),
-    /// The session id, or why it could not start.
-    CallSitesStarted(Result<u32, String>),
+    /// The session id for the process it was asked for, or why it could not start.
+    CallSitesStarted(ProcessKey, Result<u32, String>),
     CallSites(Result<CallSiteReport, String>),
 }
 
@@ -511,6 +511,7 @@ impl Source {
                     let client = client.clone();
                     self.answer_later(rt, async move {
                         Update::CallSitesStarted(
+                            key,
                             client
                                 .start_call_sites(key.pid, key.start_time, source, seconds, 0, true)
                                 .await
@@ -565,9 +566,10 @@ impl Source {
             Request::HighRes { enable: true, .. } => Some(Update::Problem(
                 "high resolution needs the helper with eBPF (Full mode)".into(),
             )),
-            Request::StartCallSites { .. } => {
-                Some(Update::CallSitesStarted(Err(CALL_SITES_NEED_HELPER.into())))
-            }
+            Request::StartCallSites { key, .. } => Some(Update::CallSitesStarted(
+                key,
+                Err(CALL_SITES_NEED_HELPER.into()),
+            )),
             Request::HighRes { .. }
             | Request::PollCallSites(_)
             | Request::StopCallSites(_)

@@ -99,7 +99,9 @@ fn a_session_starts_from_the_plot_and_its_report_becomes_a_caller_tree() {
         "{asked:?}"
     );
 
-    f.updates.send(Update::CallSitesStarted(Ok(3))).unwrap();
+    f.updates
+        .send(Update::CallSitesStarted(LEAKER, Ok(3)))
+        .unwrap();
     f.updates
         .send(Update::CallSites(Ok(report(SessionState::Running))))
         .unwrap();
@@ -153,7 +155,9 @@ fn the_report_is_copied_as_text_and_exported_as_folded_stacks() {
     open_window(&mut h);
     h.get_by_label("Start").click();
     h.run();
-    f.updates.send(Update::CallSitesStarted(Ok(1))).unwrap();
+    f.updates
+        .send(Update::CallSitesStarted(LEAKER, Ok(1)))
+        .unwrap();
     f.updates
         .send(Update::CallSites(Ok(report(SessionState::Running))))
         .unwrap();
@@ -200,7 +204,9 @@ fn closing_the_window_stops_its_session_and_embedded_mode_cannot_start_one() {
     open_window(&mut h);
     h.get_by_label("Start").click();
     h.run();
-    f.updates.send(Update::CallSitesStarted(Ok(8))).unwrap();
+    f.updates
+        .send(Update::CallSitesStarted(LEAKER, Ok(8)))
+        .unwrap();
     h.run();
     let _ = f.requests.try_iter().count();
     h.state_mut()

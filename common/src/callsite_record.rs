@@ -44,7 +44,8 @@ pub const CS_MAP_EVENTS: u32 = 6;
 pub const CS_COUNTER_SLOTS: u32 = 7;
 
 /// Record kinds.
-/// A successful mmap: `addr` = the mapping, `len` = its length, `aux` = flags, `aux2` = fd.
+/// A successful mmap: `addr` = the mapping, `len` = its length, `aux` = flags in the lower and
+/// prot in the upper 32 bits, `aux2` = fd.
 pub const KIND_MMAP: u32 = 1;
 /// A successful munmap of `addr`..`addr + len` (no stack).
 pub const KIND_MUNMAP: u32 = 2;

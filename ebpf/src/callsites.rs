@@ -106,11 +106,11 @@ pub fn cs_exit_mmap(ctx: TracePointContext) -> u32 {
         return 0;
     }
     mapping_event(KIND_MMAP, ret, |regs| {
-        // SAFETY: `regs` comes from `user_regs`.
+        // SAFETY: `regs` comes from `user_regs`. `aux`: flags, with prot in the upper half.
         unsafe {
             (
                 syscall_arg(regs, 1),
-                syscall_arg(regs, 3),
+                (syscall_arg(regs, 3) & 0xffff_ffff) | (syscall_arg(regs, 2) << 32),
                 syscall_arg(regs, 4),
             )
         }

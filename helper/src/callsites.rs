@@ -331,6 +331,9 @@ impl Collector {
         match h.kind {
             KIND_MUNMAP => self.tally.unmap(h.addr, page_up(h.len)),
             KIND_FREE => self.tally.free(h.addr),
+            // An address-space reservation (PROT_NONE: thread stacks' guards, malloc arenas,
+            // JIT and GC heaps) uses no memory: it only replaces what it covers.
+            KIND_MMAP if h.aux >> 32 == 0 => self.tally.unmap(h.addr, page_up(h.len)),
             KIND_MMAP => {
                 let site = self.site(&h, stack);
                 self.tally.map(h.addr, page_up(h.len), site);

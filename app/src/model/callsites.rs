@@ -79,9 +79,15 @@ impl CallSitesModel {
             .map(Request::PollCallSites)
     }
 
-    pub fn apply_started(&mut self, started: Result<u32, String>) -> Option<Request> {
-        if !self.starting {
-            // The window was closed (or moved to another process) meanwhile: end it.
+    /// The helper's answer to a start for process `key`.
+    pub fn apply_started(
+        &mut self,
+        key: ProcessKey,
+        started: Result<u32, String>,
+    ) -> Option<Request> {
+        let ours = self.starting && self.target.as_ref().is_some_and(|(k, _)| *k == key);
+        if !ours {
+            // The window was closed or moved to another process meanwhile: end that session.
             return started.ok().map(Request::StopCallSites);
         }
         self.starting = false;
@@ -141,7 +147,7 @@ mod tests {
             None,
             "one start at a time"
         );
-        assert_eq!(m.apply_started(Ok(5)), Some(Request::PollCallSites(5)));
+        assert_eq!(m.apply_started(KEY, Ok(5)), Some(Request::PollCallSites(5)));
         assert!(m.is_running());
         assert_eq!(m.poll_request(), Some(Request::PollCallSites(5)));
         m.apply_report(Ok(CallSiteReport {
@@ -159,7 +165,7 @@ mod tests {
         let mut m = CallSitesModel::default();
         m.open(KEY, "leaker".into());
         m.start(CallSiteSource::Mappings, 10);
-        m.apply_started(Ok(9));
+        m.apply_started(KEY, Ok(9));
         let other = ProcessKey {
             pid: 43,
             start_time: 1,
@@ -169,7 +175,22 @@ mod tests {
         // A session that started after its window closed is stopped at once.
         m.start(CallSiteSource::Heap, 10);
         m.close();
-        assert_eq!(m.apply_started(Ok(11)), Some(Request::StopCallSites(11)));
+        assert_eq!(
+            m.apply_started(KEY, Ok(11)),
+            Some(Request::StopCallSites(11))
+        );
+        // A late answer for the process the window showed before is not this window's.
+        m.open(other, "x".into());
+        m.start(CallSiteSource::Heap, 10);
+        assert_eq!(
+            m.apply_started(KEY, Ok(12)),
+            Some(Request::StopCallSites(12))
+        );
+        assert!(m.starting, "still waiting for its own answer");
+        assert_eq!(
+            m.apply_started(other, Ok(13)),
+            Some(Request::PollCallSites(13))
+        );
     }
 
     #[test]
@@ -177,7 +198,7 @@ mod tests {
         let mut m = CallSitesModel::default();
         m.open(KEY, "leaker".into());
         m.start(CallSiteSource::Heap, 10);
-        assert_eq!(m.apply_started(Err("needs the helper".into())), None);
+        assert_eq!(m.apply_started(KEY, Err("needs the helper".into())), None);
         assert_eq!(m.error.as_deref(), Some("needs the helper"));
         assert!(!m.is_running() && !m.starting);
     }

@@ -193,7 +193,7 @@ fn private_copy(file: &File, len: u64) -> Option<(File, PathBuf)> {
     }
     // SAFETY: `fd` is a new descriptor this function owns from here on.
     let mut copy = unsafe { File::from_raw_fd(fd) };
-    std::io::copy(&mut (&*file).take(len), &mut copy).ok()?;
+    std::io::copy(&mut file.take(len), &mut copy).ok()?;
     let bytes = map_file(&copy)?;
     for offset in debug_link_name_offsets(&bytes) {
         use std::os::unix::fs::FileExt as _;
@@ -257,11 +257,14 @@ pub fn load_modules(pid: u32, maps: &[Mapping]) -> Vec<LoadedModule> {
         }
     }
     let mut modules = Vec::new();
+    // One module per run of adjacent mappings of a file that holds executable code (a file
+    // mapped twice is two modules; a module never spans a library loaded between its parts).
     let executable = by_file
         .into_iter()
-        .filter_map(|(key, ms)| Some((key, *ms.iter().find(|m| m.executable)?, ms)))
+        .flat_map(|((_, path), ms)| adjacent_runs(ms).into_iter().map(move |run| (path, run)))
+        .filter_map(|(path, run)| Some((path, *run.iter().find(|m| m.executable)?, run)))
         .take(MAX_MODULES);
-    for ((_, path), exec, ms) in executable {
+    for (path, exec, ms) in executable {
         let Some(module) = load_module(pid, path, exec, &ms) else {
             log::debug!("call sites: cannot load {path:?} of PID {pid}");
             continue;
@@ -270,6 +273,19 @@ pub fn load_modules(pid: u32, maps: &[Mapping]) -> Vec<LoadedModule> {
     }
     modules.sort_by_key(|m| m.avma.start);
     modules
+}
+
+/// Splits one file's mappings (in address order) into runs of adjacent ones.
+fn adjacent_runs(mut ms: Vec<&Mapping>) -> Vec<Vec<&Mapping>> {
+    ms.sort_by_key(|m| m.start);
+    let mut runs: Vec<Vec<&Mapping>> = Vec::new();
+    for m in ms {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|prev| prev.end == m.start) => run.push(m),
+            _ => runs.push(vec![m]),
+        }
+    }
+    runs
 }
 
 fn load_module(pid: u32, path: &str, exec: &Mapping, all: &[&Mapping]) -> Option<LoadedModule> {
@@ -426,6 +442,72 @@ garbage line
         assert_eq!(maps[1].dev, libc::makedev(8, 1));
         assert_eq!(maps[3].path, None);
         assert_eq!(heap_end(&maps), Some(0x55d0c1021000));
+    }
+
+    #[test]
+    fn a_file_others_may_change_is_read_from_a_private_copy_without_its_debug_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("memmon-modules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ls");
+        std::fs::copy("/bin/ls", &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let file = File::open(&path).unwrap();
+        let original = map_file(&file).unwrap();
+        assert!(untrusted(&file), "group/other-writable");
+        assert!(
+            !debug_link_name_offsets(&original).is_empty(),
+            "ls has a debug link"
+        );
+        let (copy, read_path) = private_copy(&file, original.len() as u64).unwrap();
+        let copied = map_file(&copy).unwrap();
+        assert_eq!(copied.len(), original.len());
+        assert!(
+            debug_link_name_offsets(&copied).is_empty(),
+            "the link is hidden"
+        );
+        assert!(object::File::parse(&*copied).is_ok(), "still a valid ELF");
+        // Truncating the original cannot touch the copy.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        assert!(copied.iter().any(|&b| b != 0));
+        assert!(read_path.starts_with("/proc/self/fd/"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_regular_files_with_the_mapped_inode_are_opened() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = std::env::temp_dir().join(format!("memmon-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let ino = std::fs::metadata(&fifo).unwrap().ino();
+        let m = Mapping {
+            start: 0,
+            end: 0x1000,
+            executable: true,
+            offset: 0,
+            dev: 0,
+            inode: ino,
+            path: None,
+        };
+        // Opening a FIFO for reading would block this test forever.
+        assert!(open_checked(&fifo, &m).is_none());
+        let ls = Path::new("/bin/ls");
+        assert!(open_checked(ls, &m).is_none(), "another inode");
+        let real = Mapping {
+            inode: std::fs::metadata(ls).unwrap().ino(),
+            ..m
+        };
+        assert!(open_checked(ls, &real).is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
