@@ -33,6 +33,11 @@ chmod 755 "$tmp"
 overlaid=()
 on_exit() {
   local d
+  # On a failure, the bus daemon's log (the helper logs there) is the evidence: show its end.
+  if [ "${fail:-0}" != 0 ] && [ -f "$tmp/daemon.log" ]; then
+    echo "--- last 60 lines of the bus daemon's log ($tmp/daemon.log) ---"
+    tail -n 60 "$tmp/daemon.log"
+  fi
   for d in "${overlaid[@]}"; do umount -l "/$d" 2>/dev/null; done
   rm -rf --one-file-system "$tmp"
 }
@@ -420,7 +425,7 @@ out=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus --top 1 2>&1); rc=$?
 check "a stopped helper: the CLI reports a timeout (exit 1)" bash -c "[ $rc = 1 ] && grep -q 'did not answer' <<<'$out'"
 sleep 24; kill -CONT "$hp"
 out=$(as memmon-t1 /usr/bin/memmon-helper snapshot --bus --json --top 1 2>&1)
-check "... and works again after SIGCONT" grep -q '"processes"' <<<"$out"
+check "... and works again after SIGCONT" grep -q '"processes"' <<<"$out" || head -c 600 <<<"$out"
 
 fi  # adversarial clients
 

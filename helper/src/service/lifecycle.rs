@@ -447,12 +447,22 @@ async fn signals() -> std::io::Result<()> {
 /// [`LINGER_WITHOUT_EXIT`] when the helper never exits), and completes then if `idle` is set.
 async fn idle_watch(shared: Arc<Shared>, idle: Option<Duration>) {
     let linger = idle.unwrap_or(LINGER_WITHOUT_EXIT);
-    let mut idle_since = Instant::now();
+    let tick = Duration::from_millis(250).min(linger);
+    let mut idle_for = Duration::ZERO;
+    let mut last = Instant::now();
     loop {
-        tokio::time::sleep(Duration::from_millis(250).min(linger)).await;
+        tokio::time::sleep(tick).await;
+        // Time the helper could not run (SIGSTOP, a suspended machine) is not idle time: a
+        // wake-up counts at most two ticks. Otherwise a helper resumed after a long stop would
+        // exit at once, before the calls queued for it meanwhile are even read.
+        let step = last.elapsed().min(tick * 2);
+        last = Instant::now();
         if !lock(&shared.clients).is_empty() {
-            idle_since = Instant::now();
-        } else if idle_since.elapsed() >= linger {
+            idle_for = Duration::ZERO;
+            continue;
+        }
+        idle_for += step;
+        if idle_for >= linger {
             if shared.collector_running() {
                 shared.stop_collector().await;
             }
