@@ -183,14 +183,6 @@ attached() { # ids of the programs host PID $1 holds linked to tracepoints (its 
          END {if (t && id != "") print id}' "$f" 2>/dev/null
   done | sort -u
 }
-memmon_named() { # how many of the program ids on stdin are named memmon_*
-  local n=0 id
-  # bpftool must not read the ids meant for this loop (stdin).
-  while read -r id; do
-    bpftool prog show id "$id" </dev/null 2>/dev/null | grep -q ' name memmon_' && n=$((n + 1))
-  done
-  echo "$n"
-}
 wait_for() { local i; for i in $(seq "${2:-250}"); do eval "$1" && return 0; sleep 0.02; done; return 1; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
@@ -219,12 +211,15 @@ mode=$(json 'print(" — ".join(x for x in (d["mode"], d.get("mode_reason")) if 
 check "a granted non-root user gets a Full-mode snapshot (mode: $mode)" test "${mode%% *}" = full
 check "... listing the container's processes" json 'assert len(d["processes"]) >= 3 and any(p["pid"] == 1 for p in d["processes"])' <<<"$snap"
 check "... from the same unit process" test "$(unit MainPID)" = "$main"
-# Read until stable: the collector may still be attaching its last programs (up to 2 s).
-four_named() { progs=$(attached "${hp:-0}"); [ "$(memmon_named <<<"$progs")" -ge 4 ]; }
+# Read until stable: the collector may still be attaching its last programs (up to 2 s). The
+# links are the helper's own (its fds); the names come from the kernel's list of programs, in
+# which only this container's helper has memmon_* ones now.
+loaded_named() { bpftool prog show 2>/dev/null </dev/null | grep -c ' name memmon_'; }
+four_linked() { progs=$(attached "${hp:-0}"); [ "$(wc -w <<<"$progs")" -ge 4 ] && [ "$(loaded_named)" -ge 4 ]; }
 progs=
-wait_for four_named 100
-check "its programs are attached now ($(wc -w <<<"$progs") tracepoint links, seen from the host)" \
-  test "$(memmon_named <<<"$progs")" -ge 4
+wait_for four_linked 100
+check "its programs are attached now ($(wc -w <<<"$progs") tracepoint links, $(loaded_named) memmon programs, seen from the host)" \
+  four_linked
 # (after the programs check: these calls take a few seconds of the 5 s idle time)
 # Apps from a real systemd's units, read by the hardened helper (read-only cgroupfs, no
 # CAP_DAC_*): its own unit and the bus are services with their cgroup's memory.
