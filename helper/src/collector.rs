@@ -83,6 +83,11 @@ impl Collector {
         Collector::new(Mode::Embedded, Some(reason.into()))
     }
 
+    /// The helper's collector without eBPF (the exporter's default): /proc only, for `reason`.
+    pub fn proc_only(reason: impl Into<String>) -> Collector {
+        Collector::new(Mode::ProcOnly, Some(reason.into()))
+    }
+
     /// The same collector grouping apps with `apps` (e.g. the GUI's, which adds the user's own
     /// desktop entries to the system's).
     pub fn with_apps(mut self, apps: Apps) -> Collector {
@@ -194,6 +199,11 @@ impl Collector {
             oom_kills: self.oom_kills.kills().cloned().collect(),
             processes: rows,
         })
+    }
+
+    /// `/proc/vmstat`'s swap, fault and OOM-kill counters as of the last tick.
+    pub fn vm_counters(&self) -> Option<crate::pressure::VmCounters> {
+        self.pressure.counters()
     }
 
     /// The apps of the last tick (processes grouped by cgroup).

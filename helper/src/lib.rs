@@ -11,6 +11,9 @@ pub mod callsites;
 pub mod client;
 pub mod collector;
 pub mod dbus;
+/// `memmon-helper export`: Prometheus / OpenMetrics over HTTP.
+#[cfg(feature = "exporter")]
+pub mod export;
 pub mod history;
 pub mod oom;
 pub mod pressure;

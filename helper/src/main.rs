@@ -44,9 +44,14 @@ enum Command {
     Detail(DetailArgs),
     /// Where one process allocates: its call sites ranked by outstanding bytes (root).
     Callsites(cli_callsites::CallSitesArgs),
+    /// Serve the collector's metrics to Prometheus (OpenMetrics over HTTP) until stopped.
+    #[cfg(feature = "exporter")]
+    Export(cli_export::ExportArgs),
 }
 
 mod cli_callsites;
+#[cfg(feature = "exporter")]
+mod cli_export;
 
 #[derive(clap::Args)]
 struct DetailArgs {
@@ -188,6 +193,8 @@ fn main() -> ExitCode {
     // started by systemd); the CLI only warnings.
     let default_filter = match cli.command {
         Command::Serve(_) => "info",
+        #[cfg(feature = "exporter")]
+        Command::Export(_) => "info",
         _ => "warn",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
@@ -197,6 +204,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Detail(args) => detail(&args),
         Command::Callsites(args) => cli_callsites::callsites(&args),
+        #[cfg(feature = "exporter")]
+        Command::Export(args) => cli_export::export(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

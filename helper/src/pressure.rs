@@ -49,6 +49,11 @@ impl PressureReader {
         Some(self.next(Instant::now(), counters, psi))
     }
 
+    /// The counters of the last reading (the exporter publishes them as they are).
+    pub fn counters(&self) -> Option<VmCounters> {
+        self.prev.map(|(_, counters)| counters)
+    }
+
     /// Rates between the previous reading and this one (0 on the first).
     pub fn next(
         &mut self,

@@ -35,12 +35,21 @@ fn err(set: &'static str) -> impl FnOnce(caps::errors::CapsError) -> PrivilegeEr
 
 /// Drops every capability but [`KEPT`] (those this process has, if it is not root).
 pub fn keep_only_needed() -> Result<CapsHashSet, PrivilegeError> {
+    keep_only(&KEPT)
+}
+
+/// Drops every capability but `keep` (those of them this process has).
+pub fn keep_only(keep: &[Capability]) -> Result<CapsHashSet, PrivilegeError> {
     let permitted = caps::read(None, CapSet::Permitted).map_err(err("permitted"))?;
-    let kept: CapsHashSet = KEPT.into_iter().filter(|c| permitted.contains(c)).collect();
+    let kept: CapsHashSet = keep
+        .iter()
+        .copied()
+        .filter(|c| permitted.contains(c))
+        .collect();
     // The bounding set can only shrink while CAP_SETPCAP is still effective: first.
     if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false) {
         for cap in caps::all() {
-            if !KEPT.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
                 caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding"))?;
             }
         }
