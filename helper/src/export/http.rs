@@ -242,9 +242,9 @@ fn spawn_connection<S>(
             .header_read_timeout(limits.header_timeout)
             .max_buf_size(MAX_HEADER_BYTES)
             .serve_connection(TokioIo::new(stream), service);
-        match tokio::time::timeout(limits.connection_lifetime, connection).await {
-            Ok(Err(err)) => log::debug!("connection ended: {err}"),
-            Ok(Ok(())) | Err(_) => {}
+        // A connection past its lifetime is simply closed (Prometheus reconnects).
+        if let Ok(Err(err)) = tokio::time::timeout(limits.connection_lifetime, connection).await {
+            log::debug!("connection ended: {err}");
         }
         drop(permit);
     });

@@ -265,11 +265,11 @@ fn selected_processes<'r>(
 }
 
 /// The first `n` of `rows` in `order`, sorted: a selection, then a sort of the n selected.
-fn largest<'r>(
-    mut rows: Vec<&'r ProcessRow>,
+fn largest(
+    mut rows: Vec<&ProcessRow>,
     n: usize,
     order: impl Fn(&ProcessRow, &ProcessRow) -> std::cmp::Ordering,
-) -> Vec<&'r ProcessRow> {
+) -> Vec<&ProcessRow> {
     let cmp = |a: &&ProcessRow, b: &&ProcessRow| order(a, b);
     if n == 0 {
         return Vec::new();

@@ -322,7 +322,7 @@ fn apps_are_the_largest_with_their_own_cgroup_figures() {
     };
     let apps = [
         app("service:small", 10, None, None),
-        app("service:db", 100, Some(cg.clone()), None),
+        app("service:db", 100, Some(cg), None),
         app("session:1", 3000, Some(cg), Some("/user.slice")),
     ];
     let snap = snapshot(Mode::ProcOnly, vec![], vec![]);
