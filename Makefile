@@ -15,6 +15,9 @@ DBUS_POLICYDIR ?= /usr/share/dbus-1/system.d
 DBUS_SERVICEDIR ?= /usr/share/dbus-1/system-services
 POLKIT_ACTIONDIR ?= /usr/share/polkit-1/actions
 SYSTEMD_UNITDIR ?= /usr/lib/systemd/system
+SYSCONFDIR ?= /etc
+# The exporter's Prometheus rules, for a Prometheus server's rule_files:.
+RULESDIR = $(DATADIR)/memmon/prometheus
 TARGET = target/$(PROFILE)
 
 APP_ID = io.github.memmon.MemoryMonitor
@@ -48,7 +51,14 @@ install:
 	install -d $(DESTDIR)$(DBUS_SERVICEDIR) $(DESTDIR)$(SYSTEMD_UNITDIR)
 	sed 's|@BINDIR@|$(BINDIR)|g' packaging/dbus/io.github.memmon.Helper1.service.in > $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service
 	sed 's|@BINDIR@|$(BINDIR)|g' packaging/systemd/memmon-helper.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service
-	chmod 0644 $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service
+	sed 's|@BINDIR@|$(BINDIR)|g' packaging/systemd/memmon-exporter.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-exporter.service
+	chmod 0644 $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service \
+	  $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-exporter.service
+	@# The exporter's settings are the administrator's: an existing file is kept.
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/memmon-exporter ] || \
+	  install -D -m 0644 packaging/systemd/memmon-exporter.default $(DESTDIR)$(SYSCONFDIR)/default/memmon-exporter
+	install -D -m 0644 packaging/prometheus/memmon.rules.yml $(DESTDIR)$(RULESDIR)/memmon.rules.yml
+	install -D -m 0644 packaging/prometheus/README.md $(DESTDIR)$(RULESDIR)/README.md
 	install -D -m 0644 packaging/polkit/io.github.memmon.policy $(DESTDIR)$(POLKIT_ACTIONDIR)/io.github.memmon.policy
 	@if [ -x $(TARGET)/memmon ]; then \
 	  install -D -m 0755 $(TARGET)/memmon $(DESTDIR)$(BINDIR)/memmon && \
@@ -70,4 +80,8 @@ uninstall:
 	  $(DESTDIR)$(DBUS_POLICYDIR)/io.github.memmon.Helper1.conf \
 	  $(DESTDIR)$(DBUS_SERVICEDIR)/io.github.memmon.Helper1.service \
 	  $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-helper.service \
+	  $(DESTDIR)$(SYSTEMD_UNITDIR)/memmon-exporter.service \
+	  $(DESTDIR)$(RULESDIR)/memmon.rules.yml $(DESTDIR)$(RULESDIR)/README.md \
 	  $(DESTDIR)$(POLKIT_ACTIONDIR)/io.github.memmon.policy
+	@# $(SYSCONFDIR)/default/memmon-exporter holds the administrator's settings: kept.
+	-rmdir $(DESTDIR)$(RULESDIR) $(DESTDIR)$(DATADIR)/memmon 2>/dev/null

@@ -11,6 +11,8 @@
 #   - weston (headless backend), libwayland-client0/-egl1, Mesa EGL: the real-window test on Wayland
 #   - cargo-deb 3.8.0 (with dpkg-shlibdeps from dpkg-dev, strip): builds the Debian package
 #   - gcc, libc6-dev: the call-site tests build their C fixture (helper/tests/fixtures/leaker.c)
+#   - prometheus (the server and promtool), python3-prometheus-client (a strict OpenMetrics
+#     parser): the exporter's tests and the shipped rules' unit tests
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -18,7 +20,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 apt_packages=(llvm-22-dev util-linux dbus-daemon dbus-bin polkitd bpftool passwd make python3
   xvfb libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
   desktop-file-utils appstream librsvg2-bin flatpak-builder systemd-container
-  weston libwayland-client0 libwayland-egl1 libegl-mesa0 dpkg-dev binutils gcc libc6-dev)
+  weston libwayland-client0 libwayland-egl1 libegl-mesa0 dpkg-dev binutils gcc libc6-dev
+  prometheus python3-prometheus-client)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

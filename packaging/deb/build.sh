@@ -20,6 +20,7 @@ gen=target/deb/generated
 mkdir -p "$gen"
 sed 's|@BINDIR@|/usr/bin|g' packaging/dbus/io.github.memmon.Helper1.service.in > "$gen/io.github.memmon.Helper1.service"
 sed 's|@BINDIR@|/usr/bin|g' packaging/systemd/memmon-helper.service.in > "$gen/memmon-helper.service"
+sed 's|@BINDIR@|/usr/bin|g' packaging/systemd/memmon-exporter.service.in > "$gen/memmon-exporter.service"
 # cargo-deb reads binaries from the profile's directory: `release`, or `dev` for target/debug (it
 # warns that dev builds are meant for testing only, which is what they are used for here).
 case $profile in

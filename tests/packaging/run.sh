@@ -122,6 +122,21 @@ show "$(variant no-id grep -v '^app-id:')" "$tmp/no-id.json" 2>/dev/null   # fla
 refuse "... and a manifest without app-id fails that check" ids_match "$tmp/no-id.json"
 show "$(variant other-id sed 's/^app-id: .*/app-id: io.github.memmon.Other/')" "$tmp/other-id.json" 2>/dev/null
 refuse "... as does one whose app id matches no desktop file" ids_match "$tmp/other-id.json"
+# --- make install: the exporter's unit, its settings (kept when edited) and the rules
+inst=$tmp/inst
+check "make install (DESTDIR) installs the exporter's unit, settings and Prometheus rules" bash -c "
+  make -s install PREFIX=/usr PROFILE=${PROFILE:-debug} DESTDIR='$inst' >/dev/null &&
+  grep -qx 'ExecStart=/usr/bin/memmon-helper export' '$inst/usr/lib/systemd/system/memmon-exporter.service' &&
+  cmp -s packaging/systemd/memmon-exporter.default '$inst/etc/default/memmon-exporter' &&
+  cmp -s packaging/prometheus/memmon.rules.yml '$inst/usr/share/memmon/prometheus/memmon.rules.yml'"
+echo 'MEMMON_EXPORTER_TOP=7' >> "$inst/etc/default/memmon-exporter"
+make -s install PREFIX=/usr PROFILE="${PROFILE:-debug}" DESTDIR="$inst" >/dev/null 2>&1
+check "... a second make install keeps an edited /etc/default/memmon-exporter" \
+  grep -qx 'MEMMON_EXPORTER_TOP=7' "$inst/etc/default/memmon-exporter"
+check "... and make uninstall removes the unit and the rules, keeping the settings" bash -c "
+  make -s uninstall PREFIX=/usr DESTDIR='$inst' >/dev/null &&
+  test ! -e '$inst/usr/lib/systemd/system/memmon-exporter.service' &&
+  test ! -e '$inst/usr/share/memmon' && test -f '$inst/etc/default/memmon-exporter'"
 # --- the Debian package (root: installed and purged inside a throw-away overlay of /usr,/etc,/var)
 if [ "$(id -u)" = 0 ]; then
   deb=$(PROFILE=${PROFILE:-debug} bash packaging/deb/build.sh) || deb=
@@ -132,6 +147,8 @@ if [ "$(id -u)" = 0 ]; then
       ./usr/share/dbus-1/system-services/io.github.memmon.Helper1.service \
       ./usr/share/polkit-1/actions/io.github.memmon.policy \
       ./usr/lib/systemd/system/memmon-helper.service \
+      ./usr/lib/systemd/system/memmon-exporter.service ./etc/default/memmon-exporter \
+      ./usr/share/memmon/prometheus/memmon.rules.yml \
       "./usr/share/applications/$app.desktop" "./usr/share/metainfo/$app.metainfo.xml" \
       "./usr/share/icons/hicolor/scalable/apps/$app.svg" \
       "./usr/share/icons/hicolor/128x128/apps/$app.png" "./usr/share/icons/hicolor/256x256/apps/$app.png"; do
@@ -164,6 +181,10 @@ if [ "$(id -u)" = 0 ]; then
     check "the .deb's $script is packaging/deb/$script, executable" \
       bash -c "cmp -s '$tmp/deb-control/$script' 'packaging/deb/$script' && test -x '$tmp/deb-control/$script'"
   done
+  check "the .deb marks /etc/default/memmon-exporter as a conffile (an administrator's edits survive upgrades)" \
+    grep -qx /etc/default/memmon-exporter "$tmp/deb-control/conffiles"
+  check "the .deb's exporter unit runs /usr/bin/memmon-helper export" \
+    grep -qx 'ExecStart=/usr/bin/memmon-helper export' "$tmp/deb-root/usr/lib/systemd/system/memmon-exporter.service"
   # (cargo-deb's tar records numeric owners only: dpkg-deb -c shows root as 0/0)
   check "binaries are 0755 root:root" bash -c "grep -E ' ./usr/bin/memmon(-helper)?\$' '$tmp/contents' | awk '{print \$1, \$2}' | grep -Ev -- '^-rwxr-xr-x (root/root|0/0)\$' | grep -q . && exit 1 || exit 0"
   refuse "nothing in the .deb is setuid or setgid" grep -Eq '^-..[sS]|^-.....[sS]' "$tmp/contents"
@@ -175,7 +196,11 @@ if [ "$(id -u)" = 0 ]; then
         mount -t overlay overlay -o lowerdir=/$d,upperdir=$t/$d-up,workdir=$t/$d-work /$d; done
       dpkg -i "$1" >/dev/null
       test -x /usr/bin/memmon-helper && test -f /usr/share/polkit-1/actions/io.github.memmon.policy
+      test -f /usr/lib/systemd/system/memmon-exporter.service && test -f /etc/default/memmon-exporter
+      # Installed, not enabled: the exporter is the administrator'"'"'s to turn on.
+      ! ls /etc/systemd/system/*.wants/memmon-exporter.service 2>/dev/null | grep -q .
       dpkg -P memmon >/dev/null
+      ! test -e /etc/default/memmon-exporter && ! test -e /usr/lib/systemd/system/memmon-exporter.service
       ! test -e /usr/bin/memmon-helper && ! test -e /usr/bin/memmon
       ! test -e /usr/share/dbus-1/system.d/io.github.memmon.Helper1.conf
       ! dpkg -s memmon >/dev/null 2>&1' _ "$deb"
