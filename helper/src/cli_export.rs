@@ -42,7 +42,8 @@ pub struct ExportArgs {
     max_apps: u16,
     /// Also count every process's mmap/munmap/brk with eBPF (root, CAP_BPF + CAP_PERFMON).
     /// Costs every mmap/munmap/brk call on the machine about 0.1-0.5 µs while on (README).
-    #[arg(long, env = "MEMMON_EXPORTER_EBPF")]
+    #[arg(long, env = "MEMMON_EXPORTER_EBPF",
+          value_parser = clap::builder::BoolishValueParser::new())]
     ebpf: bool,
 }
 

@@ -302,6 +302,54 @@ check "... having exited cleanly (Result=success)" test "$(unit Result)" = succe
 gone() { local id; for id in $progs; do bpftool prog show id "$id" >/dev/null 2>&1 && return 1; done; return 0; }
 check "... and its programs are gone from the kernel" wait_for gone 100
 
+# --- the exporter: installed and disabled; /proc-only and without capabilities by default ----
+eunit() { ct systemctl show -P "$1" memmon-exporter.service; }
+scrape() { ct python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode())" 2>/dev/null; }
+estatus() { ct cat "/proc/$(eunit MainPID)/status" 2>/dev/null; }
+efield() { awk -v k="$1:" '$1 == k {print $2}' <<<"$es"; }
+enabled=$(ct systemctl is-enabled memmon-exporter.service 2>/dev/null)
+check "memmon-exporter.service is installed, disabled by default and inactive ($enabled, $(eunit ActiveState))" \
+  test "$enabled $(eunit ActiveState)" = "disabled inactive"
+ct systemctl start memmon-exporter.service
+check "systemctl start memmon-exporter: /metrics is served on 127.0.0.1:9464" \
+  wait_for 'scrape | grep -q "^memmon_memory_total_bytes "' 300
+m=$(scrape)
+check "... /proc-only by default, with the container's processes and apps" bash -c '
+  grep -q "^memmon_exporter_build_info{.*mode=\"proc-only\"" <<<"$1" && grep -q "^memmon_ebpf_enabled 0" <<<"$1" &&
+  grep -q "^memmon_processes [1-9]" <<<"$1" && grep -q "^memmon_app_memory_bytes{app=\"service:memmon-exporter\"}" <<<"$1"' _ "$m"
+es=$(estatus); ehp=$(host_pid "$(eunit MainPID)")
+# It cannot shrink its bounding set itself (no CAP_SETPCAP): the unit's CAP_BPF CAP_PERFMON.
+check "... holding no capability (effective and permitted sets empty; bounding: the unit's two)" \
+  test "$(efield CapEff) $(efield CapPrm) $(efield CapBnd)" = "0000000000000000 0000000000000000 000000c000000000"
+check "... with NoNewPrivileges, its own seccomp filter and UMask 0077" \
+  test "$(efield NoNewPrivs) $(efield Seccomp) $(efield Umask)" = "1 2 0077"
+check "... a read-only / (ProtectSystem=strict) and its own /tmp" bash -c "
+  awk '\$5 == \"/\" {print \$6}' /proc/${ehp:-0}/mountinfo | grep -q '^ro' &&
+  grep -q 'systemd-private-.*memmon-exporter.service' /proc/${ehp:-0}/mountinfo"
+check "... listening on loopback only (127.0.0.1:9464)" bash -c '
+  ct() { nsenter --target '"$pid1"' --net -- "$@"; }
+  t=$(ct cat /proc/net/tcp /proc/net/tcp6)
+  grep -q " 0100007F:24F8 00000000:0000 0A" <<<"$t" && ! grep -Eq " 0+:24F8 0+:0000 0A" <<<"$t"'
+check "... and no eBPF program attached" test -n "$ehp" -a -z "$(attached "${ehp:-0}")"
+# eBPF on request, from the settings file the unit reads.
+ct sh -c 'echo MEMMON_EXPORTER_EBPF=1 >> /etc/default/memmon-exporter'
+ct systemctl restart memmon-exporter.service
+check "MEMMON_EXPORTER_EBPF=1 in /etc/default/memmon-exporter: Full mode after a restart" \
+  wait_for 'scrape | grep -q "^memmon_ebpf_enabled 1"' 300
+es=$(estatus); ehp=$(host_pid "$(eunit MainPID)")
+check "... keeping exactly CAP_BPF and CAP_PERFMON" \
+  test "$(efield CapEff) $(efield CapBnd)" = "000000c000000000 000000c000000000"
+check "... with its programs attached (seen from the host)" \
+  wait_for '[ "$(attached "${ehp:-0}" | wc -w)" -ge 4 ]' 250
+check "... and per-process mmap counters among its metrics" \
+  wait_for 'scrape | grep -q "^memmon_process_mmap_calls_total{pid="' 300
+eprogs=$(attached "${ehp:-0}")
+ct systemctl stop memmon-exporter.service
+check "systemctl stop memmon-exporter: inactive, Result=success" \
+  test "$(eunit ActiveState) $(eunit Result)" = "inactive success"
+egone() { local id; for id in $eprogs; do bpftool prog show id "$id" >/dev/null 2>&1 && return 1; done; return 0; }
+check "... and its programs are gone from the kernel" wait_for egone 100
+
 # dbus-daemon says "Activating via systemd" or, before systemd is on the bus, "Activating
 # systemd to hand-off".
 check "dbus-daemon logged the hand-off to systemd for unit memmon-helper.service" \
