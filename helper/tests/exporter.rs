@@ -76,6 +76,13 @@ fn prometheus_ranks_the_leaker_first_matches_proc_and_counts_an_oom_kill() {
     assert!(off <= 0.05, "Prometheus {stored} vs /proc {proc_bytes}");
     drop(leaker);
 
+    // Apps reach Prometheus too, with their info series.
+    let apps = prom.query("memmon_app_memory_bytes * on (app) group_left (name) memmon_app_info");
+    assert!(
+        !apps.is_empty(),
+        "no app series joined with memmon_app_info"
+    );
+
     // The shipped rules load and evaluate against real data without errors.
     let rules = prom.api("/api/v1/rules");
     let mut evaluated = 0;

@@ -1,6 +1,6 @@
 use memmon_common::{
     apps::{AppKind, CgroupMemory, MemoryEvents},
-    diagnostics::{Growth, SystemPressure},
+    diagnostics::{Growth, OomSource, SystemPressure},
     snapshot::{AllocStats, SystemMemory},
 };
 
