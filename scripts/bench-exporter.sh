@@ -5,6 +5,7 @@
 # 1. Cost of being scraped. Each round runs, one at a time and in a rotated order, four exporters:
 #      memmon       target/release/memmon-helper export (/proc-only, default --interval 5)
 #      memmon-ebpf  the same with --ebpf
+#      memmon-15    /proc-only with --interval 15: one collection per 15 s scrape
 #      node         /usr/bin/prometheus-node-exporter (default collectors)
 #      process      /usr/bin/prometheus-process-exporter, every process grouped by name
 #                   (process_names: {{.Comm}} for cmdline .+; its defaults: -gather-smaps, -threads)
@@ -24,7 +25,7 @@
 #
 # Prints per-round lines on stderr and two Markdown tables (medians over rounds) on stdout.
 # Root (for --ebpf). Build first: cargo build --release -p memmon-helper
-# Usage: sudo scripts/bench-exporter.sh [ROUNDS]      (default 3; ~15 min)
+# Usage: sudo scripts/bench-exporter.sh [ROUNDS]      (default 3; ~19 min)
 #        env: WINDOW=60 SCRAPE_EVERY=15 BURST=150 LOOP_SECS=3 PROCS=1000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ workload=target/release/memmon-workload
 node_bin=/usr/bin/prometheus-node-exporter
 proc_bin=/usr/bin/prometheus-process-exporter
 accept='Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5'
-declare -A port=([memmon]=19464 [memmon-ebpf]=19464 [node]=19100 [process]=19256)
+declare -A port=([memmon]=19464 [memmon-ebpf]=19464 [memmon-15]=19464 [node]=19100 [process]=19256)
 
 [ "$(id -u)" = 0 ] || { echo "bench-exporter: run as root (--ebpf)" >&2; exit 1; }
 for b in "$helper" "$workload"; do
@@ -86,6 +87,7 @@ start_exporter() { # NAME [MIN_SCANS, default 2]
   case $name in
     memmon) cmd=("$helper" export --listen "127.0.0.1:${port[$name]}") ;;
     memmon-ebpf) cmd=("$helper" export --listen "127.0.0.1:${port[$name]}" --ebpf) ;;
+    memmon-15) cmd=("$helper" export --listen "127.0.0.1:${port[$name]}" --interval 15) ;;
     node) cmd=("$node_bin" "--web.listen-address=127.0.0.1:${port[$name]}") ;;
     process) cmd=("$proc_bin" -web.listen-address "127.0.0.1:${port[$name]}" -config.path "$out/process-exporter.yml") ;;
   esac
@@ -99,7 +101,7 @@ start_exporter() { # NAME [MIN_SCANS, default 2]
       case $name in
         memmon*) # MIN_SCANS collections done (the first sees every process for the first time)
           if [ "$(metric "$out/ready" memmon_scans_total)" -ge "$scans" ] 2>/dev/null &&
-             { [ "$name" = memmon ] || [ "$(metric "$out/ready" memmon_ebpf_enabled)" = 1 ]; }; then break; fi ;;
+             { [ "$name" != memmon-ebpf ] || [ "$(metric "$out/ready" memmon_ebpf_enabled)" = 1 ]; }; then break; fi ;;
         *) break ;;
       esac
     fi
@@ -179,7 +181,7 @@ done
 sleep 1
 echo "processes: $(ls -d /proc/[0-9]* | wc -l); $(nproc) CPUs; $(uname -r); rounds=$rounds window=${window}s every=${every}s burst=$burst loop=${loop_secs}s" >&2
 
-exporters=(memmon memmon-ebpf node process)
+exporters=(memmon memmon-ebpf memmon-15 node process)
 configs=(none proc ebpf)
 for ((r = 0; r < rounds; r++)); do
   for ((k = 0; k < ${#exporters[@]}; k++)); do
@@ -207,8 +209,8 @@ for line in open(sys.argv[3]):
 
 def pct(xs, p):
     xs = sorted(xs); return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
-names = ['memmon', 'memmon-ebpf', 'node', 'process']
-heads = ['memmon /proc-only', 'memmon --ebpf', 'node_exporter', 'process-exporter']
+names = ['memmon', 'memmon-ebpf', 'memmon-15', 'node', 'process']
+heads = ['memmon /proc-only', 'memmon --ebpf', 'memmon --interval 15', 'node_exporter', 'process-exporter']
 med = lambda name, f: st.median(f(r) for r in res[name])
 rows = [
     ('CPU, % of a core over the window', lambda n: med(n, lambda r: 100 * r['cpu'] / r['wall']), '{:.2f} %'),
@@ -223,19 +225,19 @@ rows = [
     ('scrape latency p50, ms', lambda n: 1000 * pct(lat[n], 50), '{:.2f}'),
     ('scrape latency p99, ms', lambda n: 1000 * pct(lat[n], 99), '{:.2f}'),
 ]
-print('| | ' + ' | '.join(heads) + ' | memmon/node | memmon --ebpf/node | memmon/process-exporter |')
-print('|---' * (len(heads) + 4) + '|')
+print('| | ' + ' | '.join(heads) + ' | memmon/node | memmon --ebpf/node | memmon --interval 15/node | memmon/process-exporter |')
+print('|---' * (len(heads) + 5) + '|')
 for label, f, fmt in rows:
     v = {n: f(n) for n in names}
     ratio = lambda a, b: f"{v[a] / v[b]:.2f}×" if v[b] else '—'
     print(f'| {label} | ' + ' | '.join(fmt.format(v[n]) for n in names) +
-          f" | {ratio('memmon', 'node')} | {ratio('memmon-ebpf', 'node')} | {ratio('memmon', 'process')} |")
+          f" | {ratio('memmon', 'node')} | {ratio('memmon-ebpf', 'node')} | {ratio('memmon-15', 'node')} | {ratio('memmon', 'process')} |")
 print()
 print('per round, CPU % of a core: ' + '; '.join(
     f"{n} " + ' / '.join(f"{100 * r['cpu'] / r['wall']:.2f}" for r in res[n]) for n in names))
 print('scrapes per window: ' + ', '.join(f"{n} {res[n][0]['n']}" for n in names) +
       '; burst latencies pooled: ' + ', '.join(f"{n} {len(lat[n])}" for n in names))
-for n in ('memmon', 'memmon-ebpf'):
+for n in ('memmon', 'memmon-ebpf', 'memmon-15'):
     ticks = [r['tick'] for r in res[n] if r['tick'] is not None]
     if ticks:
         print(f'{n}: memmon_scan_duration_seconds at the window\'s end, median {1000 * st.median(ticks):.1f} ms')

@@ -3,8 +3,7 @@
 //! between two samples is captured with its size.
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    io::Write as _,
     time::{Duration, Instant},
 };
 
@@ -14,50 +13,11 @@ use memmon_common::{
 };
 use memmon_helper::{Collector, history::History};
 
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_memmon-workload");
 const MIB: f64 = 1_048_576.0;
 
-struct Pattern {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Pattern {
-    fn spawn(args: &[&str]) -> Pattern {
-        let mut child = Command::new(WORKLOAD)
-            .arg("pattern")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn memmon-workload");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Pattern {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn expect(&mut self, want: &str) {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read workload");
-        assert_eq!(line.trim(), want, "workload said {line:?}");
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Pattern {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "support/pattern.rs"]
+mod pattern;
+use pattern::Pattern;
 
 #[test]
 fn a_real_leaker_is_first_by_growth_within_60_s_and_no_steady_process_is_flagged() {

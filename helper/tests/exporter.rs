@@ -4,6 +4,8 @@
 
 #[path = "support/memcg.rs"]
 mod memcg;
+#[path = "support/pattern.rs"]
+mod pattern;
 #[path = "exporter/support.rs"]
 mod support;
 
@@ -15,7 +17,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use pattern::Pattern;
 use support::*;
+
+/// A workload pattern that said it is ready.
+fn workload(args: &[&str]) -> Pattern {
+    let mut p = Pattern::spawn(args);
+    p.expect("ready");
+    p
+}
 
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -38,7 +48,7 @@ fn prometheus_ranks_the_leaker_first_matches_proc_and_counts_an_oom_kill() {
 
     // 8 MiB/s, touched: the fastest-growing process on the machine.
     let leaker = workload(&["leak", "--mib", "8", "--seconds", "300"]);
-    let pid = leaker.0.id().to_string();
+    let pid = leaker.pid().to_string();
     let started = Instant::now();
     let top = prom.wait_for(
         "the leaker is topk(1) by growth",
@@ -58,11 +68,11 @@ fn prometheus_ranks_the_leaker_first_matches_proc_and_counts_an_oom_kill() {
     );
 
     // Frozen, its RSS holds still: what Prometheus stored must match /proc within 5 %.
-    let leaker_pid = leaker.0.id() as i32;
+    let leaker_pid = leaker.pid() as i32;
     // SAFETY: kill with a PID this test spawned and has not reaped.
     assert_eq!(unsafe { libc::kill(leaker_pid, libc::SIGSTOP) }, 0);
     std::thread::sleep(Duration::from_millis(3500));
-    let proc_bytes = rss_kb(leaker.0.id()) as f64 * 1024.0;
+    let proc_bytes = rss_kb(leaker.pid()) as f64 * 1024.0;
     let stored = prom
         .value(&format!(
             "memmon_process_resident_memory_bytes{{pid=\"{pid}\"}}"
@@ -106,13 +116,12 @@ fn prometheus_ranks_the_leaker_first_matches_proc_and_counts_an_oom_kill() {
         .expect("the OOM kill counter");
     let cgroup = memcg::MemCgroup::create(64 << 20);
     let mut hog = workload(&["hog", "--mib", "512", "--step-ms", "10"]);
-    let hog_pid = hog.0.id();
+    let hog_pid = hog.pid();
     cgroup.add(hog_pid);
     // Let a collection see it alive, then let it grow into the limit.
     std::thread::sleep(Duration::from_millis(1500));
-    let mut stdin = hog.0.stdin.take().expect("stdin");
-    stdin.write_all(b"go\n").expect("go");
-    let status = hog.0.wait().expect("wait");
+    hog.stdin.write_all(b"go\n").expect("go");
+    let status = hog.child.wait().expect("wait");
     use std::os::unix::process::ExitStatusExt as _;
     assert_eq!(
         status.signal(),

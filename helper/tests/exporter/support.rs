@@ -310,24 +310,6 @@ pub fn rss_kb(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-/// A `memmon-workload pattern …` child that printed `ready`.
-pub fn workload(args: &[&str]) -> Guard {
-    use std::io::BufRead as _;
-    let mut child = Command::new(WORKLOAD)
-        .arg("pattern")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn workload");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("ready");
-    assert_eq!(line.trim(), "ready");
-    Guard(child)
-}
-
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
