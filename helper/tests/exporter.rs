@@ -188,6 +188,24 @@ fn the_exposition_parses_strictly_and_every_family_is_described() {
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
     assert!(om.text().ends_with("# EOF\n"));
+    // As Prometheus asks: gzip (compressed once per collection).
+    let gz = exporter.metrics_with(&format!(
+        "Accept: {PROMETHEUS_ACCEPT}\r\nAccept-Encoding: gzip\r\n"
+    ));
+    assert_eq!(gz.header("content-encoding").as_deref(), Some("gzip"));
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&gz.body[..]),
+        &mut unzipped,
+    )
+    .expect("a valid gzip body");
+    assert!(unzipped.starts_with("# HELP ") && unzipped.ends_with("# EOF\n"));
+    assert!(
+        gz.body.len() * 3 < om.body.len(),
+        "{} gzipped vs {}",
+        gz.body.len(),
+        om.body.len()
+    );
     // The Python client's OpenMetrics parser is strict (types, units, suffixes, escaping, EOF).
     let script = r#"
 import sys, json

@@ -34,8 +34,8 @@ use tokio::{
 
 use super::metrics::{Exposition, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
-/// The default address: loopback only, the port node_exporter's neighbours leave free
-/// (9464 is registered for this kind of exporter in Prometheus' default port allocations).
+/// The default address: loopback only. Port 9464 is also the default of OpenTelemetry's
+/// Prometheus exporters: where one runs, set another (`--listen`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 
 /// Where the exporter listens.
@@ -280,9 +280,15 @@ pub fn respond<B>(req: &Request<B>, latest: &Latest) -> Response<Full<Bytes>> {
             } else {
                 (exposition.text, TEXT_CONTENT_TYPE)
             };
-            let mut res = Response::new(Full::new(body));
-            res.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            let gzip = body.gzip.filter(|_| accepts_gzip(req));
+            let gzipped = gzip.is_some();
+            let mut res = Response::new(Full::new(gzip.unwrap_or(body.plain)));
+            let headers = res.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            if gzipped {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
             res
         }
         "/" => {
@@ -326,6 +332,25 @@ fn wants_openmetrics<B>(req: &Request<B>) -> bool {
         })
 }
 
+/// `Accept-Encoding` lists gzip (or `*`) without `q=0` (Prometheus sends `gzip`).
+fn accepts_gzip<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
 /// A short text answer that closes the connection (an error: the client may be misbehaving).
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
@@ -343,12 +368,13 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::metrics::Body;
     use super::*;
 
     fn exposition() -> Exposition {
         Exposition {
-            openmetrics: Bytes::from_static(b"om\n# EOF\n"),
-            text: Bytes::from_static(b"text\n"),
+            openmetrics: Body::new("om\n# EOF\n".to_owned()),
+            text: Body::new("text\n".to_owned()),
         }
     }
 
@@ -405,6 +431,55 @@ mod tests {
             StatusCode::NOT_FOUND
         );
         assert!(body(respond(&get("/", &[]), &rx)).1.contains("/metrics"));
+    }
+
+    #[test]
+    fn gzip_when_asked() {
+        use std::io::Read as _;
+        let (_tx, rx) = watch::channel(Some(exposition()));
+        for accept_encoding in ["gzip", "deflate, gzip;q=0.5", "*", "GZIP"] {
+            let res = respond(
+                &get("/metrics", &[("accept-encoding", accept_encoding)]),
+                &rx,
+            );
+            assert_eq!(
+                res.headers()[header::CONTENT_ENCODING],
+                "gzip",
+                "{accept_encoding}"
+            );
+            assert_eq!(res.headers()[header::VARY], "Accept-Encoding");
+            let (status, _) = body(res);
+            assert_eq!(status, StatusCode::OK);
+            let res = respond(
+                &get("/metrics", &[("accept-encoding", accept_encoding)]),
+                &rx,
+            );
+            let bytes = {
+                use http_body_util::BodyExt as _;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(res.into_body().collect())
+                    .expect("body")
+                    .to_bytes()
+            };
+            let mut plain = String::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut plain)
+                .expect("gzip");
+            assert_eq!(plain, "text\n");
+        }
+        for accept_encoding in ["identity", "gzip;q=0", "br", ""] {
+            let res = respond(
+                &get("/metrics", &[("accept-encoding", accept_encoding)]),
+                &rx,
+            );
+            assert!(
+                res.headers().get(header::CONTENT_ENCODING).is_none(),
+                "{accept_encoding}"
+            );
+            assert_eq!(body(res).1, "text\n");
+        }
     }
 
     #[test]

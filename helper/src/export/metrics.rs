@@ -193,7 +193,7 @@ impl Metrics {
         }
     }
 
-    /// Both encodings of these metrics.
+    /// Both encodings of these metrics, each also gzipped.
     pub fn encode(self) -> Result<Exposition, fmt::Error> {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(self));
@@ -202,8 +202,8 @@ impl Metrics {
         let mut text = String::with_capacity(64 * 1024);
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
         Ok(Exposition {
-            openmetrics: Bytes::from(openmetrics),
-            text: Bytes::from(text),
+            openmetrics: Body::new(openmetrics),
+            text: Body::new(text),
         })
     }
 }
@@ -211,8 +211,37 @@ impl Metrics {
 /// One tick's metrics, encoded once and shared by every scrape until the next tick.
 #[derive(Clone, Debug)]
 pub struct Exposition {
-    pub openmetrics: Bytes,
-    pub text: Bytes,
+    pub openmetrics: Body,
+    pub text: Body,
+}
+
+/// One encoding, plain and gzipped (compressed once per tick, so a gzip scrape costs no more
+/// than a plain one).
+#[derive(Clone, Debug)]
+pub struct Body {
+    pub plain: Bytes,
+    /// `None` if compressing failed (then the plain body is served).
+    pub gzip: Option<Bytes>,
+}
+
+impl Body {
+    pub fn new(text: String) -> Body {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(text.len() / 4),
+            flate2::Compression::default(),
+        );
+        let gzip = encoder
+            .write_all(text.as_bytes())
+            .and_then(|()| encoder.finish())
+            .map(Bytes::from)
+            .inspect_err(|err| log::warn!("gzip of the exposition failed: {err}"))
+            .ok();
+        Body {
+            plain: Bytes::from(text),
+            gzip,
+        }
+    }
 }
 
 /// `Content-Type` of [`Exposition::openmetrics`].

@@ -65,8 +65,8 @@ const SEL: Selection = Selection {
 fn text(m: Metrics) -> (String, String) {
     let e = m.encode().expect("encode");
     (
-        String::from_utf8(e.text.to_vec()).expect("utf8"),
-        String::from_utf8(e.openmetrics.to_vec()).expect("utf8"),
+        String::from_utf8(e.text.plain.to_vec()).expect("utf8"),
+        String::from_utf8(e.openmetrics.plain.to_vec()).expect("utf8"),
     )
 }
 
@@ -369,4 +369,35 @@ fn apps_are_the_largest_with_their_own_cgroup_figures() {
         ExporterStats::default(),
     ));
     assert!(!text.contains("memmon_app_"));
+}
+
+#[test]
+fn each_encoding_is_also_gzipped_once() {
+    use std::io::Read as _;
+    let rows: Vec<ProcessRow> = (1..=30).map(|pid| row(pid, 1000, None)).collect();
+    let snap = snapshot(Mode::ProcOnly, rows, vec![]);
+    let e = Metrics::from_tick(
+        &snap,
+        &all_seen(&snap),
+        &[],
+        None,
+        SEL,
+        ExporterStats::default(),
+    )
+    .encode()
+    .expect("encode");
+    for body in [&e.text, &e.openmetrics] {
+        let gz = body.gzip.as_ref().expect("gzipped");
+        assert!(
+            gz.len() < body.plain.len() / 2,
+            "{} -> {}",
+            body.plain.len(),
+            gz.len()
+        );
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut plain)
+            .expect("valid gzip");
+        assert_eq!(plain, body.plain);
+    }
 }

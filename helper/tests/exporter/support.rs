@@ -158,8 +158,12 @@ impl Exporter {
     }
 
     pub fn metrics(&self, accept: Option<&str>) -> Response {
-        let headers = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-        let res = get(self.port, "/metrics", &headers);
+        self.metrics_with(&accept.map_or(String::new(), |a| format!("Accept: {a}\r\n")))
+    }
+
+    /// `GET /metrics` with these header lines (each ending in CRLF); asserts 200.
+    pub fn metrics_with(&self, headers: &str) -> Response {
+        let res = get(self.port, "/metrics", headers);
         assert_eq!(res.status, 200, "{}", res.head);
         res
     }
