@@ -57,6 +57,24 @@ fn all_seen(s: &Snapshot) -> Seen {
     seen(s)
 }
 
+/// One tick's metrics with default exporter statistics.
+fn tick(
+    snap: &Snapshot,
+    previous: &Seen,
+    apps: &[AppRow],
+    vm: Option<VmCounters>,
+    selection: Selection,
+) -> Metrics {
+    Metrics::from_tick(
+        snap,
+        previous,
+        apps,
+        vm,
+        selection,
+        ExporterStats::default(),
+    )
+}
+
 const SEL: Selection = Selection {
     top: 3,
     max_apps: 2,
@@ -91,7 +109,7 @@ fn top_by_rss_plus_top_by_growth_among_processes_seen_twice() {
     // PID 50 (the largest) is new this tick: not eligible.
     let mut previous = all_seen(&snap);
     previous.remove(&(50, 500));
-    let m = Metrics::from_tick(&snap, &previous, &[], None, SEL, ExporterStats::default());
+    let m = tick(&snap, &previous, &[], None, SEL);
     let pids: Vec<&str> = m.processes.iter().map(|p| p.labels[0].1.as_str()).collect();
     assert_eq!(pids, ["49", "48", "47", "1", "2"]);
     let growth: Vec<Option<f64>> = m.processes.iter().map(|p| p.growth).collect();
@@ -101,14 +119,7 @@ fn top_by_rss_plus_top_by_growth_among_processes_seen_twice() {
         "bytes per second"
     );
     // Nothing seen before: nothing exposed per process (the machine's figures still are).
-    let m = Metrics::from_tick(
-        &snap,
-        &Seen::new(),
-        &[],
-        None,
-        SEL,
-        ExporterStats::default(),
-    );
+    let m = tick(&snap, &Seen::new(), &[], None, SEL);
     assert!(m.processes.is_empty());
     let (text, _) = text(m);
     assert!(sample_lines(&text, "memmon_process_resident_memory_bytes").is_empty());
@@ -127,14 +138,7 @@ fn a_hostile_process_name_is_one_escaped_label_value() {
     let mut evil = row(7, 5000, None);
     evil.name = "a\"b\\c\nd} 1\nx".to_owned();
     let snap = snapshot(Mode::ProcOnly, vec![evil], vec![]);
-    let m = Metrics::from_tick(
-        &snap,
-        &all_seen(&snap),
-        &[],
-        None,
-        SEL,
-        ExporterStats::default(),
-    );
+    let m = tick(&snap, &all_seen(&snap), &[], None, SEL);
     let (text, om) = text(m);
     for t in [&text, &om] {
         let lines = sample_lines(t, "memmon_process_resident_memory_bytes");
@@ -172,14 +176,7 @@ fn both_formats_describe_every_family_and_follow_the_naming_rules() {
         pgmajfault: 4,
         oom_kill: Some(7),
     };
-    let m = Metrics::from_tick(
-        &snap,
-        &all_seen(&snap),
-        &[],
-        Some(vm),
-        SEL,
-        ExporterStats::default(),
-    );
+    let m = tick(&snap, &all_seen(&snap), &[], Some(vm), SEL);
     let (text, om) = text(m);
     assert!(om.ends_with("# EOF\n"));
     assert!(!text.contains("# EOF"));
@@ -244,14 +241,7 @@ fn both_formats_describe_every_family_and_follow_the_naming_rules() {
         r.alloc = None;
     }
     let snap = snapshot(Mode::ProcOnly, rows, vec![]);
-    let (text, _) = self::text(Metrics::from_tick(
-        &snap,
-        &all_seen(&snap),
-        &[],
-        None,
-        SEL,
-        ExporterStats::default(),
-    ));
+    let (text, _) = self::text(tick(&snap, &all_seen(&snap), &[], None, SEL));
     for family in [
         "memmon_process_mmap_calls_total",
         "memmon_ebpf_dropped_events_total",
@@ -277,14 +267,7 @@ fn victims_are_the_last_ten_once_each() {
     let mut kills: Vec<OomKill> = (0..19).map(|i| kill(i, 100 + i)).collect();
     kills.push(kill(19, 118));
     let snap = snapshot(Mode::ProcOnly, vec![], kills);
-    let m = Metrics::from_tick(
-        &snap,
-        &Seen::new(),
-        &[],
-        None,
-        SEL,
-        ExporterStats::default(),
-    );
+    let m = tick(&snap, &Seen::new(), &[], None, SEL);
     let pids: Vec<u32> = m.victims.iter().map(|v| v.pid).collect();
     assert_eq!(pids, [118, 117, 116, 115, 114, 113, 112, 111, 110, 109]);
     assert_eq!(m.victims[0].unix_ms, 19, "the latest kill of a reused PID");
@@ -326,14 +309,7 @@ fn apps_are_the_largest_with_their_own_cgroup_figures() {
         app("session:1", 3000, Some(cg), Some("/user.slice")),
     ];
     let snap = snapshot(Mode::ProcOnly, vec![], vec![]);
-    let m = Metrics::from_tick(
-        &snap,
-        &Seen::new(),
-        &apps,
-        None,
-        SEL,
-        ExporterStats::default(),
-    );
+    let m = tick(&snap, &Seen::new(), &apps, None, SEL);
     let (text, _) = text(m);
     assert_eq!(
         sample_lines(&text, "memmon_app_memory_bytes"),
@@ -360,14 +336,7 @@ fn apps_are_the_largest_with_their_own_cgroup_figures() {
         top: 3,
         max_apps: 0,
     };
-    let (text, _) = self::text(Metrics::from_tick(
-        &snap,
-        &Seen::new(),
-        &apps,
-        None,
-        none,
-        ExporterStats::default(),
-    ));
+    let (text, _) = self::text(tick(&snap, &Seen::new(), &apps, None, none));
     assert!(!text.contains("memmon_app_"));
 }
 
@@ -376,16 +345,9 @@ fn each_encoding_is_also_gzipped_once() {
     use std::io::Read as _;
     let rows: Vec<ProcessRow> = (1..=30).map(|pid| row(pid, 1000, None)).collect();
     let snap = snapshot(Mode::ProcOnly, rows, vec![]);
-    let e = Metrics::from_tick(
-        &snap,
-        &all_seen(&snap),
-        &[],
-        None,
-        SEL,
-        ExporterStats::default(),
-    )
-    .encode()
-    .expect("encode");
+    let e = tick(&snap, &all_seen(&snap), &[], None, SEL)
+        .encode()
+        .expect("encode");
     for body in [&e.text, &e.openmetrics] {
         let gz = body.gzip.as_ref().expect("gzipped");
         assert!(
