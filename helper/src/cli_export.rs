@@ -41,7 +41,8 @@ pub struct ExportArgs {
           value_parser = clap::value_parser!(u16).range(0..=1000))]
     max_apps: u16,
     /// Also count every process's mmap/munmap/brk with eBPF (root, CAP_BPF + CAP_PERFMON).
-    /// Costs every mmap/munmap/brk call on the machine about 0.1-0.5 µs while on (README).
+    /// While on, every syscall on the machine pays about 60 ns and every mmap/munmap/brk
+    /// 0.2-0.5 µs (README, BENCHMARKS.md).
     #[arg(long, env = "MEMMON_EXPORTER_EBPF",
           value_parser = clap::builder::BoolishValueParser::new())]
     ebpf: bool,
@@ -53,14 +54,7 @@ fn parse_listen(s: &str) -> Result<Listen, String> {
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim_end_matches('s')
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(0.5..=60.0).contains(&secs) {
-        return Err(format!("{secs} s is out of range: use 0.5 to 60 seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    crate::parse_seconds(s, 0.5, 60.0)
 }
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {

@@ -156,11 +156,19 @@ impl Ranking {
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_seconds(s, 0.1, 3600.0)
+}
+
+/// A number of seconds (a trailing `s` allowed) between `min` and `max`, for flags.
+fn parse_seconds(s: &str, min: f64, max: f64) -> Result<Duration, String> {
     let secs: f64 = s
+        .trim_end_matches('s')
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(0.1..=3600.0).contains(&secs) {
-        return Err(format!("{secs} is out of range: use 0.1 to 3600 seconds"));
+    if !(min..=max).contains(&secs) {
+        return Err(format!(
+            "{secs} s is out of range: use {min} to {max} seconds"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
